@@ -1,0 +1,321 @@
+#include "report_json.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atomic_file.h"
+
+#define IMAGE_NOTE "not pulled: steps run on the host root filesystem"
+
+static json_t *must(json_t *v) {
+  if (v == NULL)
+    abort();
+  return v;
+}
+
+static void set(json_t *obj, const char *key, json_t *value) {
+  if (json_object_set_new(obj, key, must(value)) < 0)
+    abort();
+}
+
+static void append(json_t *arr, json_t *value) {
+  if (json_array_append_new(arr, must(value)) < 0)
+    abort();
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid.
+ * Overlong forms, surrogates and code points above U+10FFFF are invalid, as
+ * in RFC 3629. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  size_t len;
+  unsigned cp;
+  if (c < 0x80)
+    return 1;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+/* Process output is arbitrary bytes (and a truncated log may end inside a
+ * character) but JSON strings must be UTF-8: invalid bytes become U+FFFD
+ * instead of losing the whole string. */
+static json_t *jstrn(const char *s, size_t n) {
+  json_t *v = json_stringn(s, n);
+  if (v != NULL)
+    return v;
+  if (n > (SIZE_MAX - 1) / 3)
+    abort();
+  char *buf = malloc(n * 3 + 1);
+  if (buf == NULL)
+    abort();
+  const unsigned char *u = (const unsigned char *)s;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    size_t l = utf8_seq_len(u + i, n - i);
+    if (l == 0) {
+      memcpy(buf + o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i++;
+    } else {
+      memcpy(buf + o, u + i, l);
+      o += l;
+      i += l;
+    }
+  }
+  v = must(json_stringn_nocheck(buf, o));
+  free(buf);
+  return v;
+}
+
+static json_t *jstr(const char *s) { return jstrn(s, strlen(s)); }
+
+static void set_str(json_t *obj, const char *key, const char *value) {
+  set(obj, key, jstr(value));
+}
+
+static void set_str_opt(json_t *obj, const char *key, const char *value) {
+  if (value != NULL)
+    set_str(obj, key, value);
+}
+
+static void set_time_opt(json_t *obj, const char *key, int64_t us) {
+  if (us == 0)
+    return;
+  char buf[32];
+  format_rfc3339(us, buf);
+  set_str(obj, key, buf);
+}
+
+static json_t *strv_array(char *const *v, size_t n) {
+  json_t *arr = must(json_array());
+  for (size_t i = 0; i < n; i++)
+    append(arr, jstr(v[i]));
+  return arr;
+}
+
+/* "SIGKILL" rather than 9: what a reader greps for, and what run.signal uses. */
+static json_t *signal_json(int sig) {
+  const char *abbrev = sigabbrev_np(sig);
+  char buf[32];
+  if (abbrev != NULL)
+    snprintf(buf, sizeof(buf), "SIG%s", abbrev);
+  else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+    snprintf(buf, sizeof(buf), "SIGRTMIN+%d", sig - SIGRTMIN);
+  else
+    snprintf(buf, sizeof(buf), "%d", sig);
+  return jstr(buf);
+}
+
+static json_t *node_outputs(const struct wf_node *n) {
+  json_t *out = must(json_object());
+  if (n->has_exit_code) {
+    /* Argo stores the exit code as a string ("1"); checks compare strings. */
+    char buf[16];
+    snprintf(buf, sizeof(buf), "%d", n->exit_code);
+    set_str(out, "exitCode", buf);
+  }
+  set_str_opt(out, "result", n->result);
+  if (n->n_output_parameters > 0) {
+    json_t *params = must(json_array());
+    for (size_t i = 0; i < n->n_output_parameters; i++) {
+      json_t *p = must(json_object());
+      set_str(p, "name", n->output_parameters[i].name != NULL ? n->output_parameters[i].name : "");
+      set_str_opt(p, "value", n->output_parameters[i].value);
+      append(params, p);
+    }
+    set(out, "parameters", params);
+  }
+  return out;
+}
+
+static json_t *node_json(const struct run_state *st, const struct wf_node *n) {
+  json_t *o = must(json_object());
+  set_str(o, "id", n->id);
+  set_str(o, "name", n->name);
+  set_str(o, "displayName", n->display_name != NULL ? n->display_name : n->name);
+  set_str(o, "type", node_type_name(n->type));
+  set_str_opt(o, "templateName", n->template_name);
+  set_str(o, "phase", node_phase_name(n->phase));
+  set_str_opt(o, "boundaryID", n->boundary_id);
+  set_str_opt(o, "message", n->message);
+  set_time_opt(o, "startedAt", n->started_at_us);
+  set_time_opt(o, "finishedAt", n->finished_at_us);
+  if (n->n_children > 0)
+    set(o, "children", strv_array(n->children, n->n_children));
+  if (n->type == NODE_POD) {
+    if (n->pod_name != NULL) {
+      set_str(o, "podName", n->pod_name);
+    } else {
+      char *pod = run_state_pod_name(st->workflow_name, n->name, n->template_name);
+      set_str(o, "podName", pod);
+      free(pod);
+    }
+  }
+  /* As Argo writes it: {"hooked": true} on exit/hook nodes, {} on step groups. */
+  if (n->hooked || n->type == NODE_STEP_GROUP) {
+    json_t *flag = must(json_object());
+    if (n->hooked)
+      set(flag, "hooked", json_true());
+    set(o, "nodeFlag", flag);
+  }
+  json_t *outputs = node_outputs(n);
+  if (json_object_size(outputs) > 0)
+    set(o, "outputs", outputs);
+  else
+    json_decref(outputs);
+  if (n->log != NULL && n->log_len > 0)
+    set(o, "log", jstrn(n->log, n->log_len));
+  if (n->log_truncated)
+    set(o, "logTruncated", json_true());
+  if (n->memory_peak > 0)
+    set(o, "memoryPeakBytes", json_integer((json_int_t)n->memory_peak));
+  if (n->oom_killed)
+    set(o, "oomKilled", json_true());
+  if (n->signal != 0)
+    set(o, "signal", signal_json(n->signal));
+  return o;
+}
+
+/* Argo's workflow progress (workflow/progress/updater.go): over the
+ * "executable" nodes (for us Pod and Suspend), a node counts as done only when
+ * it Succeeded, was Skipped or Omitted; a Failed pod stays "0/1", so the seed
+ * workflow ends at "1/2". */
+static json_t *progress_json(const struct run_state *st) {
+  size_t done = 0, total = 0;
+  for (size_t i = 0; i < st->n_nodes; i++) {
+    const struct wf_node *n = st->nodes[i];
+    if (n->type != NODE_POD && n->type != NODE_SUSPEND)
+      continue;
+    total++;
+    if (n->phase == PHASE_SUCCEEDED || n->phase == PHASE_SKIPPED || n->phase == PHASE_OMITTED)
+      done++;
+  }
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%zu/%zu", done, total);
+  return jstr(buf);
+}
+
+static json_t *status_json(const struct run_state *st) {
+  json_t *o = must(json_object());
+  set_str(o, "phase", node_phase_name(st->phase));
+  set_str_opt(o, "message", st->message);
+  set_time_opt(o, "startedAt", st->started_at_us);
+  set_time_opt(o, "finishedAt", st->finished_at_us);
+  set(o, "progress", progress_json(st));
+  json_t *nodes = must(json_object());
+  for (size_t i = 0; i < st->n_nodes; i++)
+    set(nodes, st->nodes[i]->id, node_json(st, st->nodes[i]));
+  set(o, "nodes", nodes);
+  return o;
+}
+
+static const char *by_name(enum exit_handler_by by) {
+  switch (by) {
+  case BY_CONTROLLER:
+    return "controller";
+  case BY_WATCHDOG:
+    return "watchdog";
+  case BY_NONE:
+    break;
+  }
+  return "none";
+}
+
+static json_t *exit_handler_json(const struct exit_handler_record *eh) {
+  json_t *o = must(json_object());
+  set(o, "declared", json_boolean(eh->declared));
+  set(o, "ran", json_boolean(eh->ran));
+  set(o, "runs", json_integer(eh->runs));
+  if (eh->ran)
+    set_str(o, "phase", node_phase_name(eh->phase));
+  set_str_opt(o, "workflowStatus", eh->workflow_status);
+  set_str_opt(o, "workflowFailures", eh->workflow_failures);
+  set_str(o, "by", by_name(eh->by));
+  set_str_opt(o, "node", eh->node_id);
+  return o;
+}
+
+static json_t *run_json(const struct run_state *st) {
+  json_t *o = must(json_object());
+  set(o, "interrupted", json_boolean(st->interrupted));
+  if (st->interrupt_signal != 0)
+    set(o, "signal", signal_json(st->interrupt_signal));
+  set_str_opt(o, "shutdown", st->shutdown);
+  return o;
+}
+
+static json_t *environment_json(const struct run_state *st) {
+  json_t *o = must(json_object());
+  set(o, "cgroup", st->cgroup_mode != NULL ? jstr(st->cgroup_mode) : json_null());
+  set(o, "namespaces", strv_array(st->namespaces, st->n_namespaces));
+  set(o, "seccomp", json_boolean(st->seccomp));
+  set_str(o, "image", IMAGE_NOTE);
+  set(o, "notes", strv_array(st->notes, st->n_notes));
+  return o;
+}
+
+json_t *report_build(const struct run_state *st) {
+  json_t *root = must(json_object());
+  set_str(root, "apiVersion", REPORT_API_VERSION);
+  set_str(root, "kind", "Report");
+
+  json_t *wf = must(json_object());
+  set(wf, "name", st->workflow_name != NULL ? jstr(st->workflow_name) : json_null());
+  set(wf, "namespace", st->workflow_namespace != NULL ? jstr(st->workflow_namespace) : json_null());
+  set(wf, "uid", st->workflow_uid != NULL ? jstr(st->workflow_uid) : json_null());
+  set(wf, "file", st->workflow_file != NULL ? jstr(st->workflow_file) : json_null());
+  set(root, "workflow", wf);
+
+  set(root, "status", status_json(st));
+  set(root, "exitHandler", exit_handler_json(&st->exit_handler));
+  set(root, "run", run_json(st));
+  set(root, "environment", environment_json(st));
+  set(root, "warnings", strv_array(st->warnings, st->n_warnings));
+  return root;
+}
+
+int report_write_json(const struct run_state *st, const char *path, ep_error **err) {
+  json_t *root = report_build(st);
+  char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(root);
+  if (text == NULL)
+    return ep_error_set(err, EP_EXIT_INTERNAL, "cannot serialise the report");
+  size_t len = strlen(text);
+  char *with_newline = realloc(text, len + 2);
+  if (with_newline == NULL) {
+    free(text);
+    abort();
+  }
+  with_newline[len] = '\n';
+  with_newline[len + 1] = '\0';
+  bool had_error = err != NULL && *err != NULL;
+  int r = atomic_write_file(path, with_newline, len + 1, err);
+  free(with_newline);
+  if (r < 0 && !had_error && err != NULL && *err != NULL)
+    ep_error_wrap(*err, "cannot write report");
+  return r;
+}

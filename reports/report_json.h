@@ -1,0 +1,23 @@
+/* The JSON report: the machine-readable record of a run.  Its `status`
+ * mirrors Argo's Workflow status (`argo get -o json`) so the same checks run
+ * against a real cluster; the rest is what the harness observed.  The schema
+ * is documented in docs/REPORT.md. */
+#ifndef EXITPROBE_REPORT_JSON_H
+#define EXITPROBE_REPORT_JSON_H
+
+#include <jansson.h>
+
+#include "../runner/error.h"
+#include "../runner/run_state.h"
+
+#define REPORT_API_VERSION "exitprobe/v1"
+
+/* Build the report object.  Never fails short of memory exhaustion (aborts). */
+json_t *report_build(const struct run_state *st);
+
+/* Build and write atomically (temporary file in the same directory, fsync,
+ * rename, fsync of the directory): readers see the old file or the whole new
+ * one, never half of it.  Creates missing parent directories. */
+int report_write_json(const struct run_state *st, const char *path, ep_error **err);
+
+#endif

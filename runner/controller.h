@@ -1,0 +1,35 @@
+/* The controller: executes a Workflow the way Argo's workflow controller
+ * does, as a level-triggered reconcile over the node map.  Every event (a
+ * step exited, a signal arrived, a timer fired) is followed by one pass of
+ * `reconcile`, which walks the templates from the entrypoint, creates the
+ * nodes whose turn has come, launches their steps and rolls phases up.
+ * Because a pass derives everything from the node map, a pass can be
+ * repeated at any time -- the property a restarted controller relies on. */
+#ifndef EXITPROBE_CONTROLLER_H
+#define EXITPROBE_CONTROLLER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "run_state.h"
+#include "sandbox.h"
+#include "workflow.h"
+
+struct controller_options {
+  int grace_period_ms;     /* Stop: SIGTERM, then SIGKILL after this long */
+  bool network_isolated;   /* every step in its own network namespace */
+  FILE *progress;          /* live progress lines, or NULL */
+  const char *work_dir;    /* per-run scratch (step /tmp dirs); created and removed */
+};
+
+/* Run wf to its end.  SIGINT and SIGTERM must be blocked in the calling
+ * thread: the controller takes them from a signalfd.  The first one stops
+ * the workflow (Argo's `stop`: steps get SIGTERM, the exit handler still
+ * runs); a second one terminates it (exit handler killed or not started).
+ * Returns 0 when the run reached a final phase (read st->phase), -1 on an
+ * internal failure (every step is killed before returning). */
+int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
+                   const struct controller_options *opts, struct run_state *st, ep_error **err);
+
+#endif

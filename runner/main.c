@@ -1,0 +1,46 @@
+/* exitprobe: entry point and dispatch to sub-commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "error.h"
+#include "exitprobe_config.h"
+
+static void print_usage(FILE *out) {
+  fputs("Usage: exitprobe [--help] [--version] COMMAND [ARGS]\n"
+        "\n"
+        "Fault-injection harness for workflow exit handlers: runs Argo Workflow YAML\n"
+        "locally, every step a sandboxed process, and reports whether the exit handler\n"
+        "ran, how often and what it saw.\n"
+        "\n"
+        "Commands:\n"
+        "  run WORKFLOW.yaml    run a workflow and write a JSON report\n"
+        "\n"
+        "Run 'exitprobe COMMAND --help' for a command's options.\n"
+        "\n"
+        "Exit status: 0 the workflow Succeeded; 1 it ended Failed or Error; 2 bad input or\n"
+        "usage; 3 the machine cannot run it (a capability is missing); 70 internal error;\n"
+        "130/143 interrupted by SIGINT/SIGTERM.\n",
+        out);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return EP_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    print_usage(stdout);
+    return EP_EXIT_OK;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("exitprobe %s\n", EXITPROBE_VERSION);
+    return EP_EXIT_OK;
+  }
+  if (strcmp(cmd, "run") == 0)
+    return cli_run(argc - 1, argv + 1);
+  fprintf(stderr, "exitprobe: unknown command '%s'\n\n", cmd);
+  print_usage(stderr);
+  return EP_EXIT_USAGE;
+}

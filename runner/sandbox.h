@@ -1,0 +1,122 @@
+/* Launching one workflow step as an isolated process tree.
+ *
+ * A step gets new PID, mount, UTS and IPC namespaces (network optional).
+ * PID 1 of the namespace is a tiny init -- the cloned child itself, playing
+ * the part of Argo's emissary -- which sets up the mounts and runs the
+ * step's command as its child, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2
+ * to it, reaps orphans, and exits with the command's status (128+signal when
+ * the command was killed).  When init exits the kernel kills everything left
+ * in the namespace; the step's cgroup is emptied and removed as well.
+ *
+ * Inside: host root read-only (recursively), private tmpfs on /tmp and
+ * /dev/shm, fresh /proc, hostname = pod name, no_new_privs, a baseline
+ * seccomp filter (compiled once per context, loaded just before exec).
+ *
+ * The context owns run-level state: the cgroup parent found and created
+ * through libcgroup, the compiled seccomp program, and what the machine can
+ * do (recorded for the report). */
+#ifndef EXITPROBE_SANDBOX_H
+#define EXITPROBE_SANDBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define SANDBOX_DEFAULT_MEMORY_LIMIT (512ULL * 1024 * 1024) /* bytes */
+#define SANDBOX_DEFAULT_PIDS_LIMIT 1024
+#define SANDBOX_TMP_SIZE "256m"
+
+enum sandbox_cgroup_mode {
+  SANDBOX_CGROUP_NONE,   /* no usable cgroup hierarchy: limits not enforced */
+  SANDBOX_CGROUP_V1,     /* controllers on v1 only */
+  SANDBOX_CGROUP_HYBRID, /* controllers on v1, plus a (usually empty) v2 hierarchy */
+  SANDBOX_CGROUP_V2,     /* unified */
+};
+
+struct sandbox_capabilities {
+  bool namespaces;       /* PID+mount+UTS+IPC can be created */
+  bool net_namespace;
+  bool seccomp;
+  enum sandbox_cgroup_mode cgroup;
+  bool memory_limit;     /* a memory controller is usable */
+  bool pids_limit;
+  bool freezer;
+  /* Human-readable notes for the report: what is missing and why. */
+  char **notes;
+  size_t n_notes;
+};
+
+struct sandbox_context; /* opaque */
+
+struct sandbox_options {
+  bool require_namespaces; /* fail with EP_EXIT_ENVIRONMENT when unavailable */
+  const char *run_name;    /* used to name the run's cgroup: exitprobe/<run_name>-<pid> */
+};
+
+/* Probe the machine, create the run's cgroup parent(s), compile seccomp.
+ * Missing namespaces with require_namespaces => EP_EXIT_ENVIRONMENT error
+ * naming the capability (e.g. "creating a PID namespace needs CAP_SYS_ADMIN").
+ * Missing cgroups or seccomp degrade and are noted in caps. */
+int sandbox_context_new(const struct sandbox_options *opts, struct sandbox_context **out,
+                        ep_error **err);
+const struct sandbox_capabilities *sandbox_context_capabilities(const struct sandbox_context *ctx);
+/* Kill every step still running, remove every cgroup this context created. */
+void sandbox_context_free(struct sandbox_context *ctx);
+
+struct sandbox_step_spec {
+  const char *name;        /* unique per context (node id): names the step cgroup */
+  const char *hostname;    /* pod name; truncated to 63 bytes */
+  char *const *argv;       /* argv[0] resolved through PATH inside the sandbox */
+  char *const *envp;       /* complete environment of the command */
+  const char *working_dir; /* NULL: "/" */
+  const char *script_source; /* non-NULL: written to /tmp/argo/staging/script inside;
+                                the caller appends that path to argv itself */
+  const char *tmp_host_dir; /* non-NULL: this host directory (created by the caller)
+                               is bind-mounted at /tmp instead of a private tmpfs, so
+                               the controller can read output files after the step
+                               ended; NULL: a private tmpfs */
+  uint64_t memory_limit;   /* bytes; 0 = default */
+  int64_t pids_limit;      /* 0 = default; -1 = unlimited */
+  bool network_isolated;   /* new network namespace with loopback only */
+};
+
+struct sandbox_step {
+  pid_t pid;     /* host pid of the step's init */
+  int pidfd;     /* readable when init exits; owned */
+  int stdout_fd; /* read ends, non-blocking, CLOEXEC; owned; -1 once closed */
+  int stderr_fd;
+  struct sandbox_step_private *priv; /* cgroup paths etc. */
+};
+
+struct sandbox_result {
+  int exit_code;        /* the step's status as Argo reports it: N, or 128+signal */
+  int signal;           /* signal that killed the command (or init), 0 if it exited */
+  bool oom_killed;      /* the memory cgroup's oom_kill counter went up */
+  bool pids_limited;    /* a fork failed on the pids limit */
+  bool setup_failed;    /* sandbox set-up inside the child failed: exit code 64 */
+  char setup_error[256];
+  uint64_t memory_peak; /* bytes, 0 when unknown */
+};
+
+/* Start a step.  Returns once the command has been exec'd (or set-up failed:
+ * then the step still has to be reaped, and its result says setup_failed). */
+int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *spec,
+                   struct sandbox_step *out, ep_error **err);
+
+/* Deliver a signal to the step (its init forwards catchable ones to the command;
+ * SIGKILL kills the whole namespace). */
+int sandbox_signal(struct sandbox_step *step, int sig, ep_error **err);
+
+/* Freeze/thaw the whole step via the freezer (later issues); ENOTSUP when absent. */
+int sandbox_freeze(struct sandbox_step *step, bool frozen, ep_error **err);
+
+/* Call once step->pidfd is readable (or to wait for it: blocks).  Collects
+ * the status, reads the cgroup's OOM/pids/peak counters, kills anything left
+ * in the step's cgroup and removes it, closes pidfd.  Pipes are left to the
+ * caller, which drains them to EOF. */
+int sandbox_reap(struct sandbox_context *ctx, struct sandbox_step *step,
+                 struct sandbox_result *result, ep_error **err);
+
+#endif

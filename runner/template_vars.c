@@ -1,0 +1,178 @@
+#include "template_vars.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (q == NULL && n != 0)
+    abort();
+  return q;
+}
+
+static char *xstrdup(const char *s) {
+  char *d = strdup(s);
+  if (d == NULL)
+    abort();
+  return d;
+}
+
+void var_scope_init(struct var_scope *scope, const struct var_scope *parent) {
+  memset(scope, 0, sizeof(*scope));
+  scope->parent = parent;
+}
+
+void var_scope_set(struct var_scope *scope, const char *name, const char *value) {
+  for (size_t i = 0; i < scope->n; i++) {
+    if (strcmp(scope->bindings[i].name, name) == 0) {
+      free(scope->bindings[i].value);
+      scope->bindings[i].value = xstrdup(value);
+      return;
+    }
+  }
+  if (scope->n == scope->cap) {
+    scope->cap = scope->cap ? scope->cap * 2 : 16;
+    scope->bindings = xrealloc(scope->bindings, scope->cap * sizeof(*scope->bindings));
+  }
+  scope->bindings[scope->n].name = xstrdup(name);
+  scope->bindings[scope->n].value = xstrdup(value);
+  scope->n++;
+}
+
+const char *var_scope_get(const struct var_scope *scope, const char *name) {
+  for (const struct var_scope *s = scope; s != NULL; s = s->parent)
+    for (size_t i = 0; i < s->n; i++)
+      if (strcmp(s->bindings[i].name, name) == 0)
+        return s->bindings[i].value;
+  return NULL;
+}
+
+void var_scope_clear(struct var_scope *scope) {
+  for (size_t i = 0; i < scope->n; i++) {
+    free(scope->bindings[i].name);
+    free(scope->bindings[i].value);
+  }
+  free(scope->bindings);
+  scope->bindings = NULL;
+  scope->n = scope->cap = 0;
+}
+
+/* A growable string; abort on allocation failure like the rest of the tool. */
+struct strbuf {
+  char *data;
+  size_t len, cap;
+};
+
+static void sb_append(struct strbuf *sb, const char *s, size_t n) {
+  if (sb->len + n + 1 > sb->cap) {
+    size_t cap = sb->cap ? sb->cap : 64;
+    while (cap < sb->len + n + 1)
+      cap *= 2;
+    sb->data = xrealloc(sb->data, cap);
+    sb->cap = cap;
+  }
+  memcpy(sb->data + sb->len, s, n);
+  sb->len += n;
+  sb->data[sb->len] = '\0';
+}
+
+static void sb_append_char(struct strbuf *sb, char c) { sb_append(sb, &c, 1); }
+
+/* Argo's tags are "{{" name "}}" with surrounding spaces trimmed; the name
+ * itself runs to the first "}}". */
+static int find_tag(const char *in, size_t from, size_t *open, size_t *close, char **name) {
+  const char *start = strstr(in + from, "{{");
+  if (start == NULL)
+    return 0;
+  const char *end = strstr(start + 2, "}}");
+  if (end == NULL)
+    return 0;
+  const char *a = start + 2, *b = end;
+  while (a < b && (*a == ' ' || *a == '\t'))
+    a++;
+  while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+    b--;
+  *name = strndup(a, (size_t)(b - a));
+  if (*name == NULL)
+    abort();
+  *open = (size_t)(start - in);
+  *close = (size_t)(end - in) + 2;
+  return 1;
+}
+
+int template_for_each_tag(const char *in, template_visit_fn visit, void *ctx) {
+  size_t pos = 0, open, close;
+  char *name;
+  while (find_tag(in, pos, &open, &close, &name)) {
+    int rc = visit(ctx, name, open);
+    free(name);
+    if (rc != 0)
+      return rc;
+    pos = close;
+  }
+  return 0;
+}
+
+int template_substitute(const char *in, const struct var_scope *scope, char **out,
+                        char **missing, ep_error **err) {
+  struct strbuf sb = {0};
+  size_t pos = 0, open, close;
+  char *name;
+  sb_append(&sb, "", 0);
+  while (find_tag(in, pos, &open, &close, &name)) {
+    sb_append(&sb, in + pos, open - pos);
+    if (name[0] == '=') {
+      ep_error_set(err, EP_EXIT_USAGE,
+                   "expression tag '{{%s}}' is not supported by exitprobe yet", name);
+      goto fail;
+    }
+    const char *value = var_scope_get(scope, name);
+    if (value == NULL) {
+      ep_error_set(err, EP_EXIT_USAGE, "failed to resolve {{%s}}", name);
+      goto fail;
+    }
+    sb_append(&sb, value, strlen(value));
+    free(name);
+    pos = close;
+  }
+  sb_append(&sb, in + pos, strlen(in + pos));
+  *out = sb.data;
+  return 0;
+fail:
+  if (missing != NULL)
+    *missing = name;
+  else
+    free(name);
+  free(sb.data);
+  return -1;
+}
+
+/* Go's json.Marshal escaping: quotes, backslash, control characters, and the
+ * HTML-sensitive <, >, & as \u00XX (Argo marshals with the default encoder). */
+static void json_escape_into(struct strbuf *sb, const char *value) {
+  static const char hex[] = "0123456789abcdef";
+  for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+    switch (*p) {
+    case '"': sb_append(sb, "\\\"", 2); break;
+    case '\\': sb_append(sb, "\\\\", 2); break;
+    case '\n': sb_append(sb, "\\n", 2); break;
+    case '\r': sb_append(sb, "\\r", 2); break;
+    case '\t': sb_append(sb, "\\t", 2); break;
+    default:
+      if (*p < 0x20 || *p == '<' || *p == '>' || *p == '&') {
+        char u[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+        sb_append(sb, u, 6);
+      } else {
+        sb_append_char(sb, (char)*p);
+      }
+    }
+  }
+}
+
+char *json_quote_string(const char *value) {
+  struct strbuf sb = {0};
+  sb_append_char(&sb, '"');
+  json_escape_into(&sb, value);
+  sb_append_char(&sb, '"');
+  return sb.data;
+}

@@ -1,0 +1,41 @@
+/* Argo's simple template tags: "{{name}}" (spaces allowed inside the braces)
+ * replaced by the value bound to name in a scope.  Expression tags "{{= ...}}"
+ * are recognised and reported as unsupported until the expression engine lands. */
+#ifndef EXITPROBE_TEMPLATE_VARS_H
+#define EXITPROBE_TEMPLATE_VARS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+struct var_binding {
+  char *name;
+  char *value;
+};
+
+/* An ordered set of bindings; later bindings of the same name win. */
+struct var_scope {
+  struct var_binding *bindings;
+  size_t n, cap;
+  const struct var_scope *parent; /* consulted when a name is not bound here */
+};
+
+void var_scope_init(struct var_scope *scope, const struct var_scope *parent);
+void var_scope_set(struct var_scope *scope, const char *name, const char *value);
+const char *var_scope_get(const struct var_scope *scope, const char *name);
+void var_scope_clear(struct var_scope *scope);
+
+/* Replace every tag.  On an unbound name: returns -1 with *missing set to the
+ * name (caller frees) and *out untouched; err describes it. */
+int template_substitute(const char *in, const struct var_scope *scope, char **out,
+                        char **missing, ep_error **err);
+
+/* Call visit(name, offset) for every simple tag in the text, for validation. */
+typedef int (*template_visit_fn)(void *ctx, const char *name, size_t offset);
+int template_for_each_tag(const char *in, template_visit_fn visit, void *ctx);
+
+/* JSON string literal for value, with quotes: how Argo inserts workflow.failures. */
+char *json_quote_string(const char *value);
+
+#endif

@@ -1,0 +1,1190 @@
+#include "workflow.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "template_vars.h"
+
+/* Parsing state: the file name for messages and where errors go. */
+struct parse_ctx {
+  const char *file;
+  struct workflow *wf;
+  ep_error **err;
+};
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size);
+  if (p == NULL)
+    abort();
+  return p;
+}
+
+static char *xstrdup(const char *s) {
+  char *d = strdup(s);
+  if (d == NULL)
+    abort();
+  return d;
+}
+
+static struct src_pos pos_of(const struct ydoc_node *n) {
+  struct src_pos p = {0, 0};
+  if (n != NULL) {
+    p.line = n->line;
+    p.column = n->column;
+  }
+  return p;
+}
+
+static int fail_at(struct parse_ctx *ctx, const struct ydoc_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail_at(struct parse_ctx *ctx, const struct ydoc_node *n, const char *fmt, ...) {
+  char *msg = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0)
+    abort();
+  va_end(ap);
+  ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, n ? n->line : 0, n ? n->column : 0, "%s",
+              msg);
+  free(msg);
+  return -1;
+}
+
+static void warn_at(struct parse_ctx *ctx, const struct ydoc_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn_at(struct parse_ctx *ctx, const struct ydoc_node *n, const char *fmt, ...) {
+  char *msg = NULL, *line = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  if (vasprintf(&msg, fmt, ap) < 0)
+    abort();
+  va_end(ap);
+  if (asprintf(&line, "%s:%d:%d: warning: %s", ctx->file, n ? n->line : 0, n ? n->column : 0,
+               msg) < 0)
+    abort();
+  free(msg);
+  struct workflow *wf = ctx->wf;
+  wf->warnings = realloc(wf->warnings, (wf->n_warnings + 1) * sizeof(char *));
+  if (wf->warnings == NULL)
+    abort();
+  wf->warnings[wf->n_warnings++] = line;
+}
+
+static int expect_kind(struct parse_ctx *ctx, const struct ydoc_node *n, enum ydoc_kind kind,
+                       const char *what) {
+  if (n->kind != kind)
+    return fail_at(ctx, n, "%s must be a %s, not a %s", what, ydoc_kind_name(kind),
+                   ydoc_kind_name(n->kind));
+  return 0;
+}
+
+/* A field that must be a string.  Kubernetes accepts numbers and booleans
+ * where a string is expected (the YAML is converted to JSON first), so any
+ * scalar is taken as its text. */
+static int get_string(struct parse_ctx *ctx, const struct ydoc_node *n, const char *what,
+                      char **out) {
+  if (expect_kind(ctx, n, YDOC_SCALAR, what) < 0)
+    return -1;
+  *out = xstrdup(n->scalar);
+  return 0;
+}
+
+static int get_string_list(struct parse_ctx *ctx, const struct ydoc_node *n, const char *what,
+                           char ***out, size_t *n_out) {
+  if (expect_kind(ctx, n, YDOC_SEQUENCE, what) < 0)
+    return -1;
+  char **list = xcalloc(n->n_items + 1, sizeof(char *));
+  *out = list;
+  *n_out = 0;
+  for (size_t i = 0; i < n->n_items; i++) {
+    if (get_string(ctx, n->items[i], what, &list[i]) < 0)
+      return -1;
+    (*n_out)++;
+  }
+  return 0;
+}
+
+static int get_bool(struct parse_ctx *ctx, const struct ydoc_node *n, const char *what,
+                    bool *out) {
+  if (expect_kind(ctx, n, YDOC_SCALAR, what) < 0)
+    return -1;
+  if (ydoc_as_bool(n, out) < 0)
+    return fail_at(ctx, n, "%s must be true or false, not '%s'", what, n->scalar);
+  return 0;
+}
+
+/* Fields a key may name, and what exitprobe does with the ones it does not use. */
+struct field_rule {
+  const char *key;
+  enum { FIELD_USED, FIELD_NO_LOCAL_EFFECT, FIELD_UNSUPPORTED } how;
+};
+
+/* Warn about every key that is not used: silence would let a user believe a
+ * field took effect. */
+static int check_fields(struct parse_ctx *ctx, const struct ydoc_node *map, const char *where,
+                        const struct field_rule *rules) {
+  for (size_t i = 0; i < map->n_pairs; i++) {
+    const struct ydoc_node *key = map->pairs[i].key;
+    const struct field_rule *rule = NULL;
+    for (const struct field_rule *r = rules; r->key != NULL; r++)
+      if (strcmp(r->key, key->scalar) == 0)
+        rule = r;
+    if (rule == NULL)
+      warn_at(ctx, key, "unknown field '%s.%s' is ignored", where, key->scalar);
+    else if (rule->how == FIELD_NO_LOCAL_EFFECT)
+      warn_at(ctx, key, "'%s.%s' has no effect when running locally and is ignored", where,
+              key->scalar);
+    else if (rule->how == FIELD_UNSUPPORTED)
+      return fail_at(ctx, key, "'%s.%s' is not supported by exitprobe yet", where, key->scalar);
+  }
+  return 0;
+}
+
+static void parameter_free(struct wf_parameter *p) {
+  free(p->name);
+  free(p->value);
+  free(p->default_value);
+  for (size_t i = 0; i < p->n_enum_values; i++)
+    free(p->enum_values[i]);
+  free(p->enum_values);
+  free(p->value_from_path);
+  free(p->global_name);
+}
+
+static const struct field_rule parameter_fields[] = {
+    {"name", FIELD_USED},           {"value", FIELD_USED},
+    {"default", FIELD_USED},        {"enum", FIELD_USED},
+    {"valueFrom", FIELD_USED},      {"globalName", FIELD_USED},
+    {"description", FIELD_NO_LOCAL_EFFECT}, {NULL, 0},
+};
+
+static const struct field_rule value_from_fields[] = {
+    {"path", FIELD_USED},          {"default", FIELD_USED},
+    {"parameter", FIELD_UNSUPPORTED}, {"jsonPath", FIELD_UNSUPPORTED},
+    {"jqFilter", FIELD_UNSUPPORTED},  {"expression", FIELD_UNSUPPORTED},
+    {"event", FIELD_UNSUPPORTED},  {"supplied", FIELD_UNSUPPORTED},
+    {"configMapKeyRef", FIELD_UNSUPPORTED}, {NULL, 0},
+};
+
+static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, const char *where,
+                           struct wf_parameter *p) {
+  if (expect_kind(ctx, n, YDOC_MAPPING, where) < 0)
+    return -1;
+  p->pos = pos_of(n);
+  if (check_fields(ctx, n, where, parameter_fields) < 0)
+    return -1;
+  const struct ydoc_node *name = ydoc_get(n, "name");
+  if (name == NULL || ydoc_is_null(name))
+    return fail_at(ctx, n, "%s: a parameter needs a name", where);
+  if (get_string(ctx, name, "parameter name", &p->name) < 0)
+    return -1;
+  const struct ydoc_node *v;
+  if ((v = ydoc_get(n, "value")) != NULL && !ydoc_is_null(v) &&
+      get_string(ctx, v, "parameter value", &p->value) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "default")) != NULL && !ydoc_is_null(v) &&
+      get_string(ctx, v, "parameter default", &p->default_value) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "enum")) != NULL &&
+      get_string_list(ctx, v, "parameter enum", &p->enum_values, &p->n_enum_values) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "globalName")) != NULL &&
+      get_string(ctx, v, "globalName", &p->global_name) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "valueFrom")) != NULL) {
+    if (expect_kind(ctx, v, YDOC_MAPPING, "valueFrom") < 0 ||
+        check_fields(ctx, v, "valueFrom", value_from_fields) < 0)
+      return -1;
+    const struct ydoc_node *path = ydoc_get(v, "path");
+    if (path != NULL && get_string(ctx, path, "valueFrom.path", &p->value_from_path) < 0)
+      return -1;
+    const struct ydoc_node *def = ydoc_get(v, "default");
+    if (def != NULL && p->default_value == NULL &&
+        get_string(ctx, def, "valueFrom.default", &p->default_value) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int parse_parameters(struct parse_ctx *ctx, const struct ydoc_node *n, const char *where,
+                            struct wf_parameter **out, size_t *n_out) {
+  if (n == NULL || ydoc_is_null(n))
+    return 0;
+  if (expect_kind(ctx, n, YDOC_SEQUENCE, where) < 0)
+    return -1;
+  *out = xcalloc(n->n_items, sizeof(**out));
+  for (size_t i = 0; i < n->n_items; i++) {
+    (*n_out)++;
+    if (parse_parameter(ctx, n->items[i], where, &(*out)[i]) < 0)
+      return -1;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp((*out)[j].name, (*out)[i].name) == 0)
+        return fail_at(ctx, n->items[i], "%s: duplicate parameter '%s' (first at line %d)",
+                       where, (*out)[i].name, (*out)[j].pos.line);
+  }
+  return 0;
+}
+
+/* "parameters" under arguments/inputs/outputs; artifacts are not supported yet. */
+static int parse_io(struct parse_ctx *ctx, const struct ydoc_node *n, const char *where,
+                    struct wf_parameter **out, size_t *n_out) {
+  static const struct field_rule io_fields[] = {
+      {"parameters", FIELD_USED},
+      {"artifacts", FIELD_UNSUPPORTED},
+      {"result", FIELD_NO_LOCAL_EFFECT},
+      {"exitCode", FIELD_NO_LOCAL_EFFECT},
+      {NULL, 0},
+  };
+  if (n == NULL || ydoc_is_null(n))
+    return 0;
+  if (expect_kind(ctx, n, YDOC_MAPPING, where) < 0 || check_fields(ctx, n, where, io_fields) < 0)
+    return -1;
+  const struct ydoc_node *artifacts = ydoc_get(n, "artifacts");
+  (void)artifacts;
+  return parse_parameters(ctx, ydoc_get(n, "parameters"), where, out, n_out);
+}
+
+int parse_memory_quantity(const char *text, uint64_t *out) {
+  static const struct {
+    const char *suffix;
+    double factor;
+  } units[] = {
+      {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+      {"Pi", 1125899906842624.0}, {"Ei", 1152921504606846976.0},
+      {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}, {"E", 1e18},
+      {"m", 1e-3}, {"", 1.0},
+  };
+  if (text == NULL || *text == '\0')
+    return -1;
+  const char *p = text;
+  if (!(*p >= '0' && *p <= '9') && *p != '.')
+    return -1;
+  char *end = NULL;
+  errno = 0;
+  double value = strtod(p, &end);
+  if (errno != 0 || end == p || !isfinite(value) || value < 0)
+    return -1;
+  for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+    if (strcmp(end, units[i].suffix) == 0) {
+      double bytes = ceil(value * units[i].factor);
+      if (bytes >= 1.8e19)
+        return -1;
+      *out = (uint64_t)bytes;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static void env_free(struct wf_env_var *e) {
+  free(e->name);
+  free(e->value);
+}
+
+static int parse_env(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_template *t) {
+  static const struct field_rule env_fields[] = {
+      {"name", FIELD_USED}, {"value", FIELD_USED}, {"valueFrom", FIELD_UNSUPPORTED}, {NULL, 0}};
+  if (ydoc_is_null(n))
+    return 0;
+  if (expect_kind(ctx, n, YDOC_SEQUENCE, "env") < 0)
+    return -1;
+  t->env = xcalloc(n->n_items, sizeof(*t->env));
+  for (size_t i = 0; i < n->n_items; i++) {
+    const struct ydoc_node *item = n->items[i];
+    struct wf_env_var *e = &t->env[t->n_env++];
+    if (expect_kind(ctx, item, YDOC_MAPPING, "env entry") < 0 ||
+        check_fields(ctx, item, "env", env_fields) < 0)
+      return -1;
+    e->pos = pos_of(item);
+    const struct ydoc_node *name = ydoc_get(item, "name");
+    if (name == NULL)
+      return fail_at(ctx, item, "env entry needs a name");
+    if (get_string(ctx, name, "env name", &e->name) < 0)
+      return -1;
+    const struct ydoc_node *value = ydoc_get(item, "value");
+    if (value == NULL || ydoc_is_null(value))
+      e->value = xstrdup("");
+    else if (get_string(ctx, value, "env value", &e->value) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int parse_resources(struct parse_ctx *ctx, const struct ydoc_node *n,
+                           struct wf_template *t) {
+  if (ydoc_is_null(n))
+    return 0;
+  if (expect_kind(ctx, n, YDOC_MAPPING, "resources") < 0)
+    return -1;
+  const struct ydoc_node *limits = ydoc_get(n, "limits");
+  if (limits == NULL || ydoc_is_null(limits))
+    return 0;
+  if (expect_kind(ctx, limits, YDOC_MAPPING, "resources.limits") < 0)
+    return -1;
+  for (size_t i = 0; i < limits->n_pairs; i++) {
+    const struct ydoc_node *key = limits->pairs[i].key, *value = limits->pairs[i].value;
+    if (strcmp(key->scalar, "memory") == 0) {
+      if (expect_kind(ctx, value, YDOC_SCALAR, "resources.limits.memory") < 0)
+        return -1;
+      if (parse_memory_quantity(value->scalar, &t->memory_limit) < 0 || t->memory_limit == 0)
+        return fail_at(ctx, value, "resources.limits.memory: '%s' is not a memory quantity "
+                                   "(e.g. 64Mi, 1Gi, 500M)", value->scalar);
+    } else if (strcmp(key->scalar, "pids") == 0) {
+      long long pids;
+      if (ydoc_as_int(value, &pids) < 0 || pids < 1)
+        return fail_at(ctx, value, "resources.limits.pids must be a positive integer");
+      t->pids_limit = pids;
+    } else {
+      warn_at(ctx, key, "resources.limits.%s is not enforced locally", key->scalar);
+    }
+  }
+  return 0;
+}
+
+static const struct field_rule container_fields[] = {
+    {"image", FIELD_USED},
+    {"command", FIELD_USED},
+    {"args", FIELD_USED},
+    {"env", FIELD_USED},
+    {"workingDir", FIELD_USED},
+    {"resources", FIELD_USED},
+    {"source", FIELD_USED}, /* script only; checked below */
+    {"name", FIELD_NO_LOCAL_EFFECT},
+    {"imagePullPolicy", FIELD_NO_LOCAL_EFFECT},
+    {"ports", FIELD_NO_LOCAL_EFFECT},
+    {"securityContext", FIELD_NO_LOCAL_EFFECT},
+    {"livenessProbe", FIELD_NO_LOCAL_EFFECT},
+    {"readinessProbe", FIELD_NO_LOCAL_EFFECT},
+    {"startupProbe", FIELD_NO_LOCAL_EFFECT},
+    {"terminationMessagePath", FIELD_NO_LOCAL_EFFECT},
+    {"terminationMessagePolicy", FIELD_NO_LOCAL_EFFECT},
+    {"stdin", FIELD_NO_LOCAL_EFFECT},
+    {"tty", FIELD_NO_LOCAL_EFFECT},
+    {"envFrom", FIELD_UNSUPPORTED},
+    {"volumeMounts", FIELD_UNSUPPORTED},
+    {"volumeDevices", FIELD_UNSUPPORTED},
+    {"lifecycle", FIELD_NO_LOCAL_EFFECT},
+    {NULL, 0},
+};
+
+static int parse_container(struct parse_ctx *ctx, const struct ydoc_node *n, bool script,
+                           struct wf_template *t) {
+  const char *what = script ? "script" : "container";
+  if (expect_kind(ctx, n, YDOC_MAPPING, what) < 0 || check_fields(ctx, n, what, container_fields) < 0)
+    return -1;
+  const struct ydoc_node *v;
+  if ((v = ydoc_get(n, "image")) != NULL && !ydoc_is_null(v) &&
+      get_string(ctx, v, "image", &t->image) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "command")) != NULL && !ydoc_is_null(v) &&
+      get_string_list(ctx, v, "command", &t->command, &t->n_command) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "args")) != NULL && !ydoc_is_null(v) &&
+      get_string_list(ctx, v, "args", &t->args, &t->n_args) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "env")) != NULL && parse_env(ctx, v, t) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "workingDir")) != NULL && !ydoc_is_null(v) &&
+      get_string(ctx, v, "workingDir", &t->working_dir) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "resources")) != NULL && parse_resources(ctx, v, t) < 0)
+    return -1;
+  v = ydoc_get(n, "source");
+  if (script) {
+    if (v == NULL)
+      return fail_at(ctx, n, "script template '%s' needs a source", t->name);
+    if (get_string(ctx, v, "source", &t->source) < 0)
+      return -1;
+    if (t->n_command == 0)
+      return fail_at(ctx, n, "script template '%s' needs a command (e.g. [sh] or [python])",
+                     t->name);
+  } else if (v != NULL) {
+    return fail_at(ctx, v, "'source' belongs in a script template, not a container");
+  }
+  if (!script && t->n_command == 0 && t->n_args == 0)
+    return fail_at(ctx, n,
+                   "container of template '%s' has neither command nor args: exitprobe does not "
+                   "pull images, so it cannot know the image's entrypoint",
+                   t->name);
+  return 0;
+}
+
+static void step_free(struct wf_step *s) {
+  free(s->name);
+  free(s->template_name);
+  for (size_t i = 0; i < s->n_arguments; i++)
+    parameter_free(&s->arguments[i]);
+  free(s->arguments);
+  free(s->when);
+  free(s->on_exit);
+}
+
+static const struct field_rule step_fields[] = {
+    {"name", FIELD_USED},
+    {"template", FIELD_USED},
+    {"arguments", FIELD_USED},
+    {"when", FIELD_USED},
+    {"continueOn", FIELD_USED},
+    {"onExit", FIELD_USED},
+    {"hooks", FIELD_USED},
+    {"withItems", FIELD_UNSUPPORTED},
+    {"withParam", FIELD_UNSUPPORTED},
+    {"withSequence", FIELD_UNSUPPORTED},
+    {"templateRef", FIELD_UNSUPPORTED},
+    {"inline", FIELD_UNSUPPORTED},
+    {NULL, 0},
+};
+
+/* Kubernetes names for steps: DNS-1123-ish, since node and pod names derive from them. */
+static bool valid_step_name(const char *s) {
+  if (*s == '\0' || strlen(s) > 128)
+    return false;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '-' || *p == '_'))
+      return false;
+  return true;
+}
+
+static int parse_exit_hook(struct parse_ctx *ctx, const struct ydoc_node *hooks, char **out) {
+  if (ydoc_is_null(hooks))
+    return 0;
+  if (expect_kind(ctx, hooks, YDOC_MAPPING, "hooks") < 0)
+    return -1;
+  for (size_t i = 0; i < hooks->n_pairs; i++) {
+    const struct ydoc_node *key = hooks->pairs[i].key, *hook = hooks->pairs[i].value;
+    if (strcmp(key->scalar, "exit") != 0)
+      return fail_at(ctx, key, "lifecycle hook '%s' is not supported by exitprobe yet (only "
+                               "'exit')", key->scalar);
+    if (expect_kind(ctx, hook, YDOC_MAPPING, "hooks.exit") < 0)
+      return -1;
+    const struct ydoc_node *tmpl = ydoc_get(hook, "template");
+    if (tmpl == NULL)
+      return fail_at(ctx, hook, "hooks.exit needs a template (templateRef is not supported yet)");
+    if (ydoc_get(hook, "arguments") != NULL)
+      return fail_at(ctx, ydoc_get(hook, "arguments"),
+                     "hooks.exit.arguments is not supported by exitprobe yet");
+    if (*out == NULL && get_string(ctx, tmpl, "hooks.exit.template", out) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_step *s) {
+  if (expect_kind(ctx, n, YDOC_MAPPING, "step") < 0 || check_fields(ctx, n, "step", step_fields) < 0)
+    return -1;
+  s->pos = pos_of(n);
+  const struct ydoc_node *v = ydoc_get(n, "name");
+  if (v == NULL)
+    return fail_at(ctx, n, "a step needs a name");
+  if (get_string(ctx, v, "step name", &s->name) < 0)
+    return -1;
+  if (!valid_step_name(s->name))
+    return fail_at(ctx, v, "step name '%s' is invalid: use letters, digits, '-' and '_'",
+                   s->name);
+  v = ydoc_get(n, "template");
+  if (v == NULL)
+    return fail_at(ctx, n, "step '%s' needs a template", s->name);
+  s->template_pos = pos_of(v);
+  if (get_string(ctx, v, "step template", &s->template_name) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "arguments")) != NULL &&
+      parse_io(ctx, v, "step arguments", &s->arguments, &s->n_arguments) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "when")) != NULL && get_string(ctx, v, "when", &s->when) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "continueOn")) != NULL && !ydoc_is_null(v)) {
+    if (expect_kind(ctx, v, YDOC_MAPPING, "continueOn") < 0)
+      return -1;
+    const struct ydoc_node *f = ydoc_get(v, "failed"), *e = ydoc_get(v, "error");
+    if (f != NULL && get_bool(ctx, f, "continueOn.failed", &s->continue_on_failed) < 0)
+      return -1;
+    if (e != NULL && get_bool(ctx, e, "continueOn.error", &s->continue_on_error) < 0)
+      return -1;
+  }
+  if ((v = ydoc_get(n, "onExit")) != NULL && get_string(ctx, v, "onExit", &s->on_exit) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "hooks")) != NULL && parse_exit_hook(ctx, v, &s->on_exit) < 0)
+    return -1;
+  if (s->when != NULL)
+    return fail_at(ctx, ydoc_get(n, "when"), "'when' conditions are not supported by exitprobe "
+                                             "yet");
+  if (s->on_exit != NULL)
+    return fail_at(ctx, n, "step-level exit hooks are not supported by exitprobe yet");
+  return 0;
+}
+
+static int parse_steps(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_template *t) {
+  if (expect_kind(ctx, n, YDOC_SEQUENCE, "steps") < 0)
+    return -1;
+  t->groups = xcalloc(n->n_items, sizeof(*t->groups));
+  for (size_t i = 0; i < n->n_items; i++) {
+    const struct ydoc_node *group = n->items[i];
+    struct wf_step_group *g = &t->groups[t->n_groups++];
+    g->pos = pos_of(group);
+    if (group->kind == YDOC_MAPPING)
+      return fail_at(ctx, group, "steps must be a list of lists of steps: write '- - name: ...' "
+                                 "(each inner list runs in parallel)");
+    if (expect_kind(ctx, group, YDOC_SEQUENCE, "step group") < 0)
+      return -1;
+    g->steps = xcalloc(group->n_items, sizeof(*g->steps));
+    for (size_t j = 0; j < group->n_items; j++) {
+      g->n_steps++;
+      if (parse_step(ctx, group->items[j], &g->steps[j]) < 0)
+        return -1;
+    }
+  }
+  /* Names are unique across the whole template: steps.NAME must be unambiguous. */
+  for (size_t i = 0; i < t->n_groups; i++)
+    for (size_t j = 0; j < t->groups[i].n_steps; j++)
+      for (size_t k = 0; k <= i; k++)
+        for (size_t l = 0; l < (k == i ? j : t->groups[k].n_steps); l++)
+          if (strcmp(t->groups[k].steps[l].name, t->groups[i].steps[j].name) == 0)
+            return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, t->groups[i].steps[j].pos.line,
+                               t->groups[i].steps[j].pos.column,
+                               "duplicate step name '%s' in template '%s' (first at line %d)",
+                               t->groups[i].steps[j].name, t->name,
+                               t->groups[k].steps[l].pos.line);
+  return 0;
+}
+
+static const struct field_rule template_fields[] = {
+    {"name", FIELD_USED},
+    {"inputs", FIELD_USED},
+    {"outputs", FIELD_USED},
+    {"container", FIELD_USED},
+    {"script", FIELD_USED},
+    {"steps", FIELD_USED},
+    {"metadata", FIELD_NO_LOCAL_EFFECT},
+    {"nodeSelector", FIELD_NO_LOCAL_EFFECT},
+    {"affinity", FIELD_NO_LOCAL_EFFECT},
+    {"tolerations", FIELD_NO_LOCAL_EFFECT},
+    {"serviceAccountName", FIELD_NO_LOCAL_EFFECT},
+    {"automountServiceAccountToken", FIELD_NO_LOCAL_EFFECT},
+    {"securityContext", FIELD_NO_LOCAL_EFFECT},
+    {"podSpecPatch", FIELD_NO_LOCAL_EFFECT},
+    {"priorityClassName", FIELD_NO_LOCAL_EFFECT},
+    {"schedulerName", FIELD_NO_LOCAL_EFFECT},
+    {"archiveLocation", FIELD_NO_LOCAL_EFFECT},
+    {"dag", FIELD_UNSUPPORTED},
+    {"suspend", FIELD_UNSUPPORTED},
+    {"resource", FIELD_UNSUPPORTED},
+    {"data", FIELD_UNSUPPORTED},
+    {"http", FIELD_UNSUPPORTED},
+    {"plugin", FIELD_UNSUPPORTED},
+    {"containerSet", FIELD_UNSUPPORTED},
+    {"retryStrategy", FIELD_UNSUPPORTED},
+    {"activeDeadlineSeconds", FIELD_UNSUPPORTED},
+    {"timeout", FIELD_UNSUPPORTED},
+    {"parallelism", FIELD_UNSUPPORTED},
+    {"failFast", FIELD_UNSUPPORTED},
+    {"daemon", FIELD_UNSUPPORTED},
+    {"sidecars", FIELD_UNSUPPORTED},
+    {"initContainers", FIELD_UNSUPPORTED},
+    {"volumes", FIELD_UNSUPPORTED},
+    {"synchronization", FIELD_UNSUPPORTED},
+    {"memoize", FIELD_UNSUPPORTED},
+    {"hooks", FIELD_UNSUPPORTED},
+    {NULL, 0},
+};
+
+static void template_free(struct wf_template *t) {
+  free(t->name);
+  for (size_t i = 0; i < t->n_inputs; i++)
+    parameter_free(&t->inputs[i]);
+  free(t->inputs);
+  for (size_t i = 0; i < t->n_outputs; i++)
+    parameter_free(&t->outputs[i]);
+  free(t->outputs);
+  free(t->image);
+  for (size_t i = 0; i < t->n_command; i++)
+    free(t->command[i]);
+  free(t->command);
+  for (size_t i = 0; i < t->n_args; i++)
+    free(t->args[i]);
+  free(t->args);
+  for (size_t i = 0; i < t->n_env; i++)
+    env_free(&t->env[i]);
+  free(t->env);
+  free(t->working_dir);
+  free(t->source);
+  for (size_t i = 0; i < t->n_groups; i++) {
+    for (size_t j = 0; j < t->groups[i].n_steps; j++)
+      step_free(&t->groups[i].steps[j]);
+    free(t->groups[i].steps);
+  }
+  free(t->groups);
+}
+
+static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
+                          struct wf_template *t) {
+  if (expect_kind(ctx, n, YDOC_MAPPING, "template") < 0)
+    return -1;
+  t->pos = pos_of(n);
+  t->node = n;
+  const struct ydoc_node *v = ydoc_get(n, "name");
+  if (v == NULL)
+    return fail_at(ctx, n, "a template needs a name");
+  if (get_string(ctx, v, "template name", &t->name) < 0)
+    return -1;
+  if (check_fields(ctx, n, "template", template_fields) < 0)
+    return -1;
+  const struct ydoc_node *container = ydoc_get(n, "container"), *script = ydoc_get(n, "script"),
+                         *steps = ydoc_get(n, "steps");
+  int kinds = (container != NULL) + (script != NULL) + (steps != NULL);
+  if (kinds == 0)
+    return fail_at(ctx, n, "template '%s' has no body: it needs one of container, script, steps, "
+                           "dag, suspend, resource",
+                   t->name);
+  if (kinds > 1)
+    return fail_at(ctx, n, "template '%s' has more than one body (container, script, steps...)",
+                   t->name);
+  if ((v = ydoc_get(n, "inputs")) != NULL && parse_io(ctx, v, "inputs", &t->inputs, &t->n_inputs) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "outputs")) != NULL &&
+      parse_io(ctx, v, "outputs", &t->outputs, &t->n_outputs) < 0)
+    return -1;
+  for (size_t i = 0; i < t->n_outputs; i++)
+    if (t->outputs[i].value_from_path == NULL && t->outputs[i].value == NULL)
+      return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, t->outputs[i].pos.line,
+                         t->outputs[i].pos.column,
+                         "output parameter '%s' needs valueFrom.path or value",
+                         t->outputs[i].name);
+  if (container != NULL) {
+    t->kind = TEMPLATE_CONTAINER;
+    return parse_container(ctx, container, false, t);
+  }
+  if (script != NULL) {
+    t->kind = TEMPLATE_SCRIPT;
+    return parse_container(ctx, script, true, t);
+  }
+  t->kind = TEMPLATE_STEPS;
+  return parse_steps(ctx, steps, t);
+}
+
+const struct wf_template *workflow_find_template(const struct workflow *wf, const char *name) {
+  for (size_t i = 0; i < wf->n_templates; i++)
+    if (strcmp(wf->templates[i].name, name) == 0)
+      return &wf->templates[i];
+  return NULL;
+}
+
+/* Kubernetes' generateName suffix: 5 characters from an alphabet without
+ * vowels or look-alikes. */
+static char *generate_name(const char *prefix) {
+  static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  unsigned char rnd[5];
+  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+    for (size_t i = 0; i < sizeof(rnd); i++)
+      rnd[i] = (unsigned char)rand();
+  char suffix[6];
+  for (size_t i = 0; i < 5; i++)
+    suffix[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+  suffix[5] = '\0';
+  char *name = NULL;
+  if (asprintf(&name, "%s%s", prefix, suffix) < 0)
+    abort();
+  return name;
+}
+
+/* Kubernetes object names: lower-case alphanumerics, '-' and '.', at most 253. */
+static bool valid_object_name(const char *s, bool prefix) {
+  size_t len = strlen(s);
+  if (len == 0 || len > 253)
+    return false;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+      return false;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+    return false;
+  return prefix || s[len - 1] != '-';
+}
+
+static const struct field_rule metadata_fields[] = {
+    {"name", FIELD_USED},
+    {"generateName", FIELD_USED},
+    {"namespace", FIELD_USED},
+    {"labels", FIELD_NO_LOCAL_EFFECT},
+    {"annotations", FIELD_NO_LOCAL_EFFECT},
+    {NULL, 0},
+};
+
+static int parse_metadata(struct parse_ctx *ctx, const struct ydoc_node *root) {
+  struct workflow *wf = ctx->wf;
+  const struct ydoc_node *md = ydoc_get(root, "metadata");
+  if (md == NULL)
+    return fail_at(ctx, root, "metadata is required (with name or generateName)");
+  if (expect_kind(ctx, md, YDOC_MAPPING, "metadata") < 0 ||
+      check_fields(ctx, md, "metadata", metadata_fields) < 0)
+    return -1;
+  const struct ydoc_node *name = ydoc_get(md, "name"), *gen = ydoc_get(md, "generateName"),
+                         *ns = ydoc_get(md, "namespace");
+  if (name != NULL) {
+    if (get_string(ctx, name, "metadata.name", &wf->name) < 0)
+      return -1;
+    if (!valid_object_name(wf->name, false))
+      return fail_at(ctx, name, "metadata.name '%s' is not a valid name: lower-case letters, "
+                                "digits, '-' and '.', starting and ending alphanumeric",
+                     wf->name);
+  }
+  if (gen != NULL) {
+    if (get_string(ctx, gen, "metadata.generateName", &wf->generate_name) < 0)
+      return -1;
+    if (!valid_object_name(wf->generate_name, true) || strlen(wf->generate_name) > 58)
+      return fail_at(ctx, gen, "metadata.generateName '%s' is not a valid name prefix",
+                     wf->generate_name);
+  }
+  if (wf->name == NULL && wf->generate_name == NULL)
+    return fail_at(ctx, md, "metadata needs name or generateName");
+  if (wf->name == NULL)
+    wf->name = generate_name(wf->generate_name);
+  if (ns != NULL) {
+    if (get_string(ctx, ns, "metadata.namespace", &wf->namespace_) < 0)
+      return -1;
+  } else {
+    wf->namespace_ = xstrdup("default");
+  }
+  return 0;
+}
+
+static const struct field_rule spec_fields[] = {
+    {"entrypoint", FIELD_USED},
+    {"onExit", FIELD_USED},
+    {"hooks", FIELD_USED},
+    {"arguments", FIELD_USED},
+    {"templates", FIELD_USED},
+    {"serviceAccountName", FIELD_NO_LOCAL_EFFECT},
+    {"automountServiceAccountToken", FIELD_NO_LOCAL_EFFECT},
+    {"executor", FIELD_NO_LOCAL_EFFECT},
+    {"imagePullSecrets", FIELD_NO_LOCAL_EFFECT},
+    {"nodeSelector", FIELD_NO_LOCAL_EFFECT},
+    {"affinity", FIELD_NO_LOCAL_EFFECT},
+    {"tolerations", FIELD_NO_LOCAL_EFFECT},
+    {"securityContext", FIELD_NO_LOCAL_EFFECT},
+    {"podGC", FIELD_NO_LOCAL_EFFECT},
+    {"ttlStrategy", FIELD_NO_LOCAL_EFFECT},
+    {"ttlSecondsAfterFinished", FIELD_NO_LOCAL_EFFECT},
+    {"podMetadata", FIELD_NO_LOCAL_EFFECT},
+    {"podPriorityClassName", FIELD_NO_LOCAL_EFFECT},
+    {"priority", FIELD_NO_LOCAL_EFFECT},
+    {"schedulerName", FIELD_NO_LOCAL_EFFECT},
+    {"dnsPolicy", FIELD_NO_LOCAL_EFFECT},
+    {"dnsConfig", FIELD_NO_LOCAL_EFFECT},
+    {"hostNetwork", FIELD_NO_LOCAL_EFFECT},
+    {"archiveLogs", FIELD_NO_LOCAL_EFFECT},
+    {"artifactRepositoryRef", FIELD_NO_LOCAL_EFFECT},
+    {"artifactGC", FIELD_NO_LOCAL_EFFECT},
+    {"podDisruptionBudget", FIELD_NO_LOCAL_EFFECT},
+    {"workflowMetadata", FIELD_NO_LOCAL_EFFECT},
+    {"metrics", FIELD_NO_LOCAL_EFFECT},
+    {"parallelism", FIELD_UNSUPPORTED},
+    {"activeDeadlineSeconds", FIELD_UNSUPPORTED},
+    {"retryStrategy", FIELD_UNSUPPORTED},
+    {"volumes", FIELD_UNSUPPORTED},
+    {"volumeClaimTemplates", FIELD_UNSUPPORTED},
+    {"workflowTemplateRef", FIELD_UNSUPPORTED},
+    {"templateDefaults", FIELD_UNSUPPORTED},
+    {"suspend", FIELD_UNSUPPORTED},
+    {"shutdown", FIELD_UNSUPPORTED},
+    {"synchronization", FIELD_UNSUPPORTED},
+    {"podSpecPatch", FIELD_NO_LOCAL_EFFECT},
+    {NULL, 0},
+};
+
+static int apply_overrides(struct parse_ctx *ctx, const struct param_override *overrides,
+                           size_t n_overrides) {
+  struct workflow *wf = ctx->wf;
+  for (size_t i = 0; i < n_overrides; i++) {
+    struct wf_parameter *p = NULL;
+    for (size_t j = 0; j < wf->n_arguments; j++)
+      if (strcmp(wf->arguments[j].name, overrides[i].name) == 0)
+        p = &wf->arguments[j];
+    if (p == NULL) {
+      /* argo submit -p adds parameters the spec does not declare as well. */
+      wf->arguments = realloc(wf->arguments, (wf->n_arguments + 1) * sizeof(*wf->arguments));
+      if (wf->arguments == NULL)
+        abort();
+      p = &wf->arguments[wf->n_arguments++];
+      memset(p, 0, sizeof(*p));
+      p->name = xstrdup(overrides[i].name);
+    }
+    free(p->value);
+    p->value = xstrdup(overrides[i].value);
+  }
+  return 0;
+}
+
+static int check_enum(struct parse_ctx *ctx, const struct wf_parameter *p, const char *value) {
+  if (p->n_enum_values == 0 || value == NULL)
+    return 0;
+  for (size_t i = 0; i < p->n_enum_values; i++)
+    if (strcmp(p->enum_values[i], value) == 0)
+      return 0;
+  return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                     "value '%s' of parameter '%s' is not one of its enum values", value,
+                     p->name);
+}
+
+/* Where a variable reference is checked: the template, and for steps the
+ * step names visible at that point. */
+struct ref_check {
+  struct parse_ctx *ctx;
+  const struct workflow *wf;
+  const struct wf_template *tmpl;
+  const struct wf_template *steps_tmpl; /* steps template whose earlier steps are visible */
+  size_t visible_groups;                /* groups before the current one */
+  const struct ydoc_node *where;
+  const char *field;
+};
+
+static bool known_global(const struct workflow *wf, const char *name) {
+  static const char *const globals[] = {
+      "workflow.name", "workflow.namespace", "workflow.uid", "workflow.status",
+      "workflow.failures", "workflow.duration", "workflow.mainEntrypoint",
+      "workflow.serviceAccountName", "workflow.creationTimestamp", "workflow.parameters",
+      "workflow.parameters.json", "workflow.priority", NULL};
+  for (const char *const *g = globals; *g; g++)
+    if (strcmp(*g, name) == 0)
+      return true;
+  if (strncmp(name, "workflow.creationTimestamp.", 27) == 0)
+    return true;
+  if (strncmp(name, "workflow.parameters.", 20) == 0) {
+    for (size_t i = 0; i < wf->n_arguments; i++)
+      if (strcmp(wf->arguments[i].name, name + 20) == 0)
+        return true;
+  }
+  return false;
+}
+
+static bool step_ref_ok(const struct ref_check *rc, const char *rest) {
+  /* rest = "NAME.field..." */
+  const char *dot = strchr(rest, '.');
+  if (dot == NULL || rc->steps_tmpl == NULL)
+    return false;
+  size_t len = (size_t)(dot - rest);
+  const char *field = dot + 1;
+  for (size_t g = 0; g < rc->visible_groups; g++) {
+    const struct wf_step_group *grp = &rc->steps_tmpl->groups[g];
+    for (size_t s = 0; s < grp->n_steps; s++) {
+      if (strlen(grp->steps[s].name) != len || strncmp(grp->steps[s].name, rest, len) != 0)
+        continue;
+      if (strcmp(field, "status") == 0 || strcmp(field, "exitCode") == 0 ||
+          strcmp(field, "outputs.result") == 0 || strcmp(field, "id") == 0 ||
+          strcmp(field, "startedAt") == 0 || strcmp(field, "finishedAt") == 0 ||
+          strcmp(field, "hostNodeName") == 0 || strcmp(field, "ip") == 0)
+        return true;
+      if (strncmp(field, "outputs.parameters.", 19) == 0) {
+        const struct wf_template *t = workflow_find_template(rc->wf, grp->steps[s].template_name);
+        if (t == NULL)
+          return true; /* reported elsewhere */
+        for (size_t o = 0; o < t->n_outputs; o++)
+          if (strcmp(t->outputs[o].name, field + 19) == 0)
+            return true;
+        /* A steps template publishing outputs from its children is not modelled yet. */
+        return t->kind == TEMPLATE_STEPS;
+      }
+      return false;
+    }
+  }
+  return false;
+}
+
+static int visit_ref(void *opaque, const char *name, size_t offset) {
+  struct ref_check *rc = opaque;
+  (void)offset;
+  if (name[0] == '=')
+    return fail_at(rc->ctx, rc->where, "%s: expression tag '{{%s}}' is not supported by "
+                                       "exitprobe yet", rc->field, name);
+  if (known_global(rc->wf, name))
+    return 0;
+  if (strncmp(name, "inputs.parameters.", 18) == 0) {
+    for (size_t i = 0; i < rc->tmpl->n_inputs; i++)
+      if (strcmp(rc->tmpl->inputs[i].name, name + 18) == 0)
+        return 0;
+  } else if (strcmp(name, "pod.name") == 0 || strcmp(name, "node.name") == 0) {
+    return 0;
+  } else if (strcmp(name, "inputs.parameters") == 0) {
+    return 0;
+  } else if (strncmp(name, "steps.", 6) == 0 && step_ref_ok(rc, name + 6)) {
+    return 0;
+  }
+  return fail_at(rc->ctx, rc->where, "templates.%s: %s: failed to resolve {{%s}}", rc->tmpl->name,
+                 rc->field, name);
+}
+
+static int check_refs(struct ref_check *rc, const struct ydoc_node *where, const char *field,
+                      const char *text) {
+  if (text == NULL)
+    return 0;
+  rc->where = where;
+  rc->field = field;
+  return template_for_each_tag(text, visit_ref, rc);
+}
+
+/* Find the YAML node of a list element for positions in errors. */
+static const struct ydoc_node *nth(const struct ydoc_node *seq, size_t i) {
+  if (seq == NULL || seq->kind != YDOC_SEQUENCE || i >= seq->n_items)
+    return seq;
+  return seq->items[i];
+}
+
+static int validate_leaf_refs(struct parse_ctx *ctx, const struct workflow *wf,
+                              const struct wf_template *t) {
+  struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t};
+  const struct ydoc_node *body =
+      ydoc_get(t->node, t->kind == TEMPLATE_SCRIPT ? "script" : "container");
+  const struct ydoc_node *cmd = ydoc_get(body, "command"), *args = ydoc_get(body, "args");
+  for (size_t i = 0; i < t->n_command; i++)
+    if (check_refs(&rc, nth(cmd, i), "command", t->command[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < t->n_args; i++)
+    if (check_refs(&rc, nth(args, i), "args", t->args[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < t->n_env; i++) {
+    const struct ydoc_node *env = nth(ydoc_get(body, "env"), i);
+    if (check_refs(&rc, ydoc_get(env, "value") ? ydoc_get(env, "value") : env, "env",
+                   t->env[i].value) < 0)
+      return -1;
+  }
+  if (check_refs(&rc, ydoc_get(body, "workingDir"), "workingDir", t->working_dir) < 0 ||
+      check_refs(&rc, ydoc_get(body, "source"), "source", t->source) < 0)
+    return -1;
+  return 0;
+}
+
+static int validate_steps(struct parse_ctx *ctx, const struct workflow *wf,
+                          const struct wf_template *t) {
+  struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t, .steps_tmpl = t};
+  for (size_t g = 0; g < t->n_groups; g++) {
+    rc.visible_groups = g;
+    for (size_t s = 0; s < t->groups[g].n_steps; s++) {
+      const struct wf_step *step = &t->groups[g].steps[s];
+      const struct wf_template *target = workflow_find_template(wf, step->template_name);
+      if (target == NULL)
+        return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, step->template_pos.line,
+                           step->template_pos.column,
+                           "step '%s' refers to template '%s', which is not defined",
+                           step->name, step->template_name);
+      for (size_t a = 0; a < step->n_arguments; a++) {
+        const struct wf_parameter *arg = &step->arguments[a];
+        const struct ydoc_node pos = {.line = arg->pos.line, .column = arg->pos.column};
+        if (check_refs(&rc, &pos, "arguments", arg->value) < 0)
+          return -1;
+        bool declared = false;
+        for (size_t i = 0; i < target->n_inputs; i++)
+          declared |= strcmp(target->inputs[i].name, arg->name) == 0;
+        if (!declared)
+          warn_at(ctx, &pos, "argument '%s' of step '%s' is not an input of template '%s'",
+                  arg->name, step->name, target->name);
+      }
+      for (size_t i = 0; i < target->n_inputs; i++) {
+        const struct wf_parameter *in = &target->inputs[i];
+        bool supplied = in->value != NULL || in->default_value != NULL;
+        for (size_t a = 0; a < step->n_arguments; a++)
+          supplied |= strcmp(step->arguments[a].name, in->name) == 0;
+        if (!supplied)
+          return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, step->pos.line,
+                             step->pos.column,
+                             "step '%s': inputs.parameters.%s of template '%s' was not "
+                             "supplied",
+                             step->name, in->name, target->name);
+      }
+    }
+  }
+  return 0;
+}
+
+/* The entrypoint and the exit handler take their inputs from the workflow's arguments. */
+static int validate_top_inputs(struct parse_ctx *ctx, const struct workflow *wf,
+                               const struct wf_template *t, struct src_pos pos) {
+  for (size_t i = 0; i < t->n_inputs; i++) {
+    const struct wf_parameter *in = &t->inputs[i];
+    if (in->value != NULL || in->default_value != NULL)
+      continue;
+    bool supplied = false;
+    for (size_t a = 0; a < wf->n_arguments; a++)
+      supplied |= strcmp(wf->arguments[a].name, in->name) == 0 && wf->arguments[a].value;
+    if (!supplied)
+      return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, pos.line, pos.column,
+                         "inputs.parameters.%s of template '%s' was not supplied (pass it "
+                         "with -p %s=VALUE)",
+                         in->name, t->name, in->name);
+  }
+  return 0;
+}
+
+static int validate(struct parse_ctx *ctx) {
+  struct workflow *wf = ctx->wf;
+  for (size_t i = 0; i < wf->n_templates; i++)
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(wf->templates[i].name, wf->templates[j].name) == 0)
+        return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, wf->templates[i].pos.line,
+                           wf->templates[i].pos.column,
+                           "duplicate template name '%s' (first defined at line %d)",
+                           wf->templates[i].name, wf->templates[j].pos.line);
+  const struct wf_template *entry = workflow_find_template(wf, wf->entrypoint);
+  if (entry == NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, wf->entrypoint_pos.line,
+                       wf->entrypoint_pos.column, "entrypoint template '%s' is not defined",
+                       wf->entrypoint);
+  if (validate_top_inputs(ctx, wf, entry, wf->entrypoint_pos) < 0)
+    return -1;
+  if (wf->on_exit != NULL) {
+    const struct wf_template *handler = workflow_find_template(wf, wf->on_exit);
+    if (handler == NULL)
+      return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, wf->on_exit_pos.line,
+                         wf->on_exit_pos.column, "onExit template '%s' is not defined",
+                         wf->on_exit);
+    if (validate_top_inputs(ctx, wf, handler, wf->on_exit_pos) < 0)
+      return -1;
+  }
+  for (size_t i = 0; i < wf->n_arguments; i++) {
+    if (check_enum(ctx, &wf->arguments[i], wf->arguments[i].value) < 0)
+      return -1;
+    struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = entry};
+    const struct ydoc_node pos = {.line = wf->arguments[i].pos.line,
+                                  .column = wf->arguments[i].pos.column};
+    if (check_refs(&rc, &pos, "arguments", wf->arguments[i].value) < 0)
+      return -1;
+  }
+  for (size_t i = 0; i < wf->n_templates; i++) {
+    const struct wf_template *t = &wf->templates[i];
+    int rc = t->kind == TEMPLATE_STEPS ? validate_steps(ctx, wf, t) : validate_leaf_refs(ctx, wf, t);
+    if (rc < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
+                      const struct param_override *overrides, size_t n_overrides) {
+  struct workflow *wf = ctx->wf;
+  const struct ydoc_node *spec = ydoc_get(root, "spec");
+  if (spec == NULL)
+    return fail_at(ctx, root, "spec is required");
+  if (expect_kind(ctx, spec, YDOC_MAPPING, "spec") < 0 || check_fields(ctx, spec, "spec", spec_fields) < 0)
+    return -1;
+  const struct ydoc_node *v = ydoc_get(spec, "entrypoint");
+  if (v == NULL || ydoc_is_null(v))
+    return fail_at(ctx, spec, "spec.entrypoint is required: name the template to start with");
+  wf->entrypoint_pos = pos_of(v);
+  if (get_string(ctx, v, "spec.entrypoint", &wf->entrypoint) < 0)
+    return -1;
+  if ((v = ydoc_get(spec, "onExit")) != NULL && !ydoc_is_null(v)) {
+    wf->on_exit_pos = pos_of(v);
+    if (get_string(ctx, v, "spec.onExit", &wf->on_exit) < 0)
+      return -1;
+  }
+  if ((v = ydoc_get(spec, "hooks")) != NULL) {
+    /* onExit wins when both are set (Argo's GetExitHook). */
+    const struct ydoc_node *exit_hook = v->kind == YDOC_MAPPING ? ydoc_get(v, "exit") : NULL;
+    struct src_pos p = pos_of(exit_hook ? ydoc_get(exit_hook, "template") : v);
+    char *hook = NULL;
+    if (parse_exit_hook(ctx, v, &hook) < 0)
+      return -1;
+    if (wf->on_exit == NULL) {
+      wf->on_exit = hook;
+      wf->on_exit_pos = p;
+    } else {
+      free(hook);
+    }
+  }
+  if ((v = ydoc_get(spec, "arguments")) != NULL &&
+      parse_io(ctx, v, "spec.arguments", &wf->arguments, &wf->n_arguments) < 0)
+    return -1;
+  if (apply_overrides(ctx, overrides, n_overrides) < 0)
+    return -1;
+  v = ydoc_get(spec, "templates");
+  if (v == NULL || ydoc_is_null(v))
+    return fail_at(ctx, spec, "spec.templates is required");
+  if (expect_kind(ctx, v, YDOC_SEQUENCE, "spec.templates") < 0)
+    return -1;
+  if (v->n_items == 0)
+    return fail_at(ctx, v, "spec.templates is empty");
+  wf->templates = xcalloc(v->n_items, sizeof(*wf->templates));
+  for (size_t i = 0; i < v->n_items; i++) {
+    wf->n_templates++;
+    if (parse_template(ctx, v->items[i], &wf->templates[i]) < 0)
+      return -1;
+  }
+  return validate(ctx);
+}
+
+int workflow_from_doc(struct ydoc *doc, const struct param_override *overrides,
+                      size_t n_overrides, struct workflow **out, ep_error **err) {
+  struct workflow *wf = xcalloc(1, sizeof(*wf));
+  struct parse_ctx ctx = {.file = doc->file, .wf = wf, .err = err};
+  wf->doc = doc;
+  wf->file = xstrdup(doc->file);
+  const struct ydoc_node *root = doc->root;
+  if (root == NULL) {
+    ep_error_at(err, EP_EXIT_USAGE, doc->file, 1, 1, "the file is empty: expected a Workflow");
+    goto fail;
+  }
+  if (expect_kind(&ctx, root, YDOC_MAPPING, "a Workflow document") < 0)
+    goto fail;
+  const struct ydoc_node *kind = ydoc_get(root, "kind"), *api = ydoc_get(root, "apiVersion");
+  if (kind == NULL || kind->kind != YDOC_SCALAR) {
+    fail_at(&ctx, root, "kind is missing: expected kind: Workflow");
+    goto fail;
+  }
+  if (strcmp(kind->scalar, "Workflow") != 0) {
+    fail_at(&ctx, kind, "unknown kind '%s': exitprobe runs kind: Workflow", kind->scalar);
+    goto fail;
+  }
+  if (api == NULL || api->kind != YDOC_SCALAR || strcmp(api->scalar, "argoproj.io/v1alpha1") != 0) {
+    fail_at(&ctx, api ? api : root, "apiVersion must be argoproj.io/v1alpha1");
+    goto fail;
+  }
+  static const struct field_rule top_fields[] = {
+      {"apiVersion", FIELD_USED}, {"kind", FIELD_USED}, {"metadata", FIELD_USED},
+      {"spec", FIELD_USED}, {"status", FIELD_NO_LOCAL_EFFECT}, {NULL, 0}};
+  if (check_fields(&ctx, root, "workflow", top_fields) < 0 || parse_metadata(&ctx, root) < 0 ||
+      parse_spec(&ctx, root, overrides, n_overrides) < 0)
+    goto fail;
+  *out = wf;
+  return 0;
+fail:
+  wf->doc = NULL; /* the caller still owns doc on failure */
+  workflow_free(wf);
+  return -1;
+}
+
+int workflow_load_file(const char *path, const struct param_override *overrides,
+                       size_t n_overrides, struct workflow **out, ep_error **err) {
+  struct ydoc *doc = NULL;
+  if (ydoc_load_file(path, NULL, &doc, err) < 0)
+    return -1;
+  if (workflow_from_doc(doc, overrides, n_overrides, out, err) < 0) {
+    ydoc_free(doc);
+    return -1;
+  }
+  return 0;
+}
+
+void workflow_free(struct workflow *wf) {
+  if (wf == NULL)
+    return;
+  free(wf->file);
+  free(wf->name);
+  free(wf->generate_name);
+  free(wf->namespace_);
+  free(wf->entrypoint);
+  free(wf->on_exit);
+  for (size_t i = 0; i < wf->n_arguments; i++)
+    parameter_free(&wf->arguments[i]);
+  free(wf->arguments);
+  for (size_t i = 0; i < wf->n_templates; i++)
+    template_free(&wf->templates[i]);
+  free(wf->templates);
+  for (size_t i = 0; i < wf->n_warnings; i++)
+    free(wf->warnings[i]);
+  free(wf->warnings);
+  ydoc_free(wf->doc);
+  free(wf);
+}

@@ -1,0 +1,130 @@
+/* The Workflow model: what the runner understands of an Argo Workflow
+ * manifest, read from the YAML document tree and validated before anything
+ * runs.  Every element keeps its source position so errors found later
+ * (unknown template, unresolvable variable) still name file:line:column. */
+#ifndef EXITPROBE_WORKFLOW_H
+#define EXITPROBE_WORKFLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "yaml_doc.h"
+
+struct src_pos {
+  int line;
+  int column;
+};
+
+struct wf_parameter {
+  char *name;
+  char *value;         /* NULL when absent */
+  char *default_value; /* NULL when absent */
+  char **enum_values;
+  size_t n_enum_values;
+  char *value_from_path; /* outputs.parameters[].valueFrom.path */
+  char *global_name;
+  struct src_pos pos;
+};
+
+struct wf_env_var {
+  char *name;
+  char *value;
+  struct src_pos pos;
+};
+
+enum wf_template_kind {
+  TEMPLATE_CONTAINER,
+  TEMPLATE_SCRIPT,
+  TEMPLATE_STEPS,
+  TEMPLATE_DAG,
+  TEMPLATE_SUSPEND,
+};
+
+struct wf_step {
+  char *name;
+  char *template_name;
+  struct wf_parameter *arguments;
+  size_t n_arguments;
+  char *when;
+  bool continue_on_failed;
+  bool continue_on_error;
+  char *on_exit; /* deprecated step-level onExit */
+  struct src_pos pos;
+  struct src_pos template_pos;
+};
+
+struct wf_step_group {
+  struct wf_step *steps;
+  size_t n_steps;
+  struct src_pos pos;
+};
+
+struct wf_template {
+  char *name;
+  enum wf_template_kind kind;
+  struct src_pos pos;
+
+  struct wf_parameter *inputs;
+  size_t n_inputs;
+  struct wf_parameter *outputs;
+  size_t n_outputs;
+
+  /* container / script */
+  char *image;
+  char **command;
+  size_t n_command;
+  char **args;
+  size_t n_args;
+  struct wf_env_var *env;
+  size_t n_env;
+  char *working_dir;
+  char *source; /* script only */
+  uint64_t memory_limit; /* resources.limits.memory in bytes, 0 = default */
+  int64_t pids_limit;    /* resources.limits.pids (exitprobe extension), 0 = default */
+
+  /* steps */
+  struct wf_step_group *groups;
+  size_t n_groups;
+
+  /* the template's own node in the YAML, for fields later issues read */
+  const struct ydoc_node *node;
+};
+
+struct workflow {
+  char *file;
+  char *name;          /* metadata.name, or generateName + 5 random characters */
+  char *generate_name; /* as written, or NULL */
+  char *namespace_;    /* metadata.namespace or "default" */
+  char *entrypoint;
+  struct src_pos entrypoint_pos;
+  char *on_exit;       /* spec.onExit, else spec.hooks.exit.template, else NULL */
+  struct src_pos on_exit_pos;
+  struct wf_parameter *arguments; /* spec.arguments.parameters, -p applied */
+  size_t n_arguments;
+  struct wf_template *templates;
+  size_t n_templates;
+  char **warnings;     /* "file:line:col: warning: ..." for fields we do not act on */
+  size_t n_warnings;
+  struct ydoc *doc;
+};
+
+struct param_override {
+  const char *name;
+  const char *value;
+};
+
+/* Parse and validate.  Errors are EP_EXIT_USAGE with file:line:column. */
+int workflow_load_file(const char *path, const struct param_override *overrides,
+                       size_t n_overrides, struct workflow **out, ep_error **err);
+int workflow_from_doc(struct ydoc *doc, const struct param_override *overrides,
+                      size_t n_overrides, struct workflow **out, ep_error **err);
+void workflow_free(struct workflow *wf);
+
+const struct wf_template *workflow_find_template(const struct workflow *wf, const char *name);
+
+/* Kubernetes quantity ("64Mi", "1G", "512000") to bytes. */
+int parse_memory_quantity(const char *text, uint64_t *out);
+
+#endif
