@@ -176,10 +176,12 @@ static json_t *node_json(const struct run_state *st, const struct wf_node *n) {
     }
   }
   /* As Argo writes it: {"hooked": true} on exit/hook nodes, {} on step groups. */
-  if (n->hooked || n->type == NODE_STEP_GROUP) {
+  if (n->hooked || n->retried || n->type == NODE_STEP_GROUP) {
     json_t *flag = must(json_object());
     if (n->hooked)
       set(flag, "hooked", json_true());
+    if (n->retried)
+      set(flag, "retried", json_true());
     set(o, "nodeFlag", flag);
   }
   json_t *outputs = node_outputs(n);

@@ -16,6 +16,7 @@
 #include "run_state.h"
 #include "sandbox.h"
 #include "workflow.h"
+#include "yaml_doc.h"
 
 #define DEFAULT_GRACE_MS 10000
 
@@ -28,6 +29,9 @@ struct run_args {
   int color;               /* -1 auto, 0 never, 1 always */
   bool quiet;
   bool isolate_network;
+  struct image_entrypoint *images;
+  size_t n_images;
+  const char *parameter_file;
 };
 
 static void print_run_usage(FILE *out) {
@@ -41,7 +45,11 @@ static void print_run_usage(FILE *out) {
         "\n"
         "Options:\n"
         "  -p, --parameter NAME=VALUE  set a workflow argument (repeatable), as argo submit -p\n"
+        "  -f, --parameter-file FILE   workflow arguments from a YAML/JSON mapping of\n"
+        "                              NAME: VALUE, as argo submit --parameter-file\n"
         "  -r, --report FILE           JSON report path (default: reports/out/<workflow>.json)\n"
+        "      --image IMAGE=PATH      run PATH as the entrypoint of IMAGE for containers\n"
+        "                              without a command (argoproj/argosay:v2 is built in)\n"
         "      --grace-period DURATION time between SIGTERM and SIGKILL when stopping\n"
         "                              steps (default 10s; e.g. 500ms, 2s, 1m)\n"
         "      --isolate-network       give every step its own network namespace\n"
@@ -86,9 +94,11 @@ static int parse_duration_ms(const char *text, int *out) {
 }
 
 static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err) {
-  enum { OPT_GRACE = 256, OPT_COLOR, OPT_NET };
+  enum { OPT_GRACE = 256, OPT_COLOR, OPT_NET, OPT_IMAGE };
   static const struct option longopts[] = {
       {"parameter", required_argument, NULL, 'p'},
+      {"parameter-file", required_argument, NULL, 'f'},
+      {"image", required_argument, NULL, OPT_IMAGE},
       {"report", required_argument, NULL, 'r'},
       {"grace-period", required_argument, NULL, OPT_GRACE},
       {"color", required_argument, NULL, OPT_COLOR},
@@ -102,7 +112,7 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
   optind = 1;
   opterr = 0;
   int opt;
-  while ((opt = getopt_long(argc, argv, "+p:r:qh", longopts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, "p:f:r:qh", longopts, NULL)) != -1) {
     switch (opt) {
     case 'p': {
       char *eq = strchr(optarg, '=');
@@ -118,6 +128,20 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
     case 'r':
       a->report_path = optarg;
       break;
+    case 'f':
+      a->parameter_file = optarg;
+      break;
+    case OPT_IMAGE: {
+      char *eq = strchr(optarg, '=');
+      if (eq == NULL || eq == optarg || eq[1] == '\0')
+        return ep_error_set(err, EP_EXIT_USAGE, "--image expects IMAGE=PATH, got '%s'", optarg);
+      *eq = '\0';
+      a->images = realloc(a->images, (a->n_images + 1) * sizeof(*a->images));
+      if (a->images == NULL)
+        abort();
+      a->images[a->n_images++] = (struct image_entrypoint){optarg, eq + 1};
+      break;
+    }
     case OPT_GRACE:
       if (parse_duration_ms(optarg, &a->grace_ms) < 0)
         return ep_error_set(err, EP_EXIT_USAGE,
@@ -155,6 +179,61 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
                         "run takes one workflow file; unexpected '%s'", argv[optind + 1]);
   a->workflow_path = argv[optind];
   return 0;
+}
+
+/* argo submit --parameter-file: a mapping of NAME: VALUE.  Values from -p win. */
+static int load_parameter_file(struct run_args *a, struct ydoc **doc_out, ep_error **err) {
+  struct ydoc *doc = NULL;
+  if (ydoc_load_file(a->parameter_file, NULL, &doc, err) < 0)
+    return -1;
+  *doc_out = doc;
+  const struct ydoc_node *root = doc->root;
+  if (root == NULL)
+    return 0;
+  if (root->kind != YDOC_MAPPING)
+    return ep_error_at(err, EP_EXIT_USAGE, a->parameter_file, root->line, root->column,
+                       "a parameter file is a mapping of NAME: VALUE");
+  struct param_override *merged = calloc(root->n_pairs + a->n_params + 1, sizeof(*merged));
+  if (merged == NULL)
+    abort();
+  size_t n = 0;
+  for (size_t i = 0; i < root->n_pairs; i++) {
+    const struct ydoc_node *v = root->pairs[i].value;
+    if (v->kind != YDOC_SCALAR)
+      return free(merged), ep_error_at(err, EP_EXIT_USAGE, a->parameter_file, v->line, v->column,
+                                       "parameter '%s' must be a string, number or boolean",
+                                       root->pairs[i].key->scalar);
+    merged[n++] = (struct param_override){root->pairs[i].key->scalar, v->scalar};
+  }
+  for (size_t i = 0; i < a->n_params; i++)
+    merged[n++] = a->params[i];
+  free(a->params);
+  a->params = merged;
+  a->n_params = n;
+  return 0;
+}
+
+/* exitprobe-argosay sits beside the binary (installed) or in runner/ (build tree). */
+static char *find_argosay(void) {
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0)
+    return NULL;
+  self[len] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash == NULL)
+    return NULL;
+  *slash = '\0';
+  const char *candidates[] = {"", "/runner"};
+  for (size_t i = 0; i < 2; i++) {
+    char *path = NULL;
+    if (asprintf(&path, "%s%s/exitprobe-argosay", self, candidates[i]) < 0)
+      abort();
+    if (access(path, X_OK) == 0)
+      return path;
+    free(path);
+  }
+  return NULL;
 }
 
 static char *new_uid(void) {
@@ -220,6 +299,8 @@ int cli_run(int argc, char **argv) {
   struct run_state *st = NULL;
   char *report_path = NULL;
   char work_dir[] = "/tmp/exitprobe-run-XXXXXX";
+  struct ydoc *param_doc = NULL;
+  char *argosay = NULL;
   int status = EP_EXIT_INTERNAL;
 
   int parsed = parse_args(argc, argv, &a, &err);
@@ -229,6 +310,8 @@ int cli_run(int argc, char **argv) {
     goto out;
   }
   if (parsed < 0)
+    goto fail;
+  if (a.parameter_file != NULL && load_parameter_file(&a, &param_doc, &err) < 0)
     goto fail;
   if (workflow_load_file(a.workflow_path, a.params, a.n_params, &wf, &err) < 0)
     goto fail;
@@ -263,7 +346,12 @@ int cli_run(int argc, char **argv) {
   char *step_dirs = NULL;
   if (asprintf(&step_dirs, "%s/steps", work_dir) < 0)
     abort();
+  argosay = find_argosay();
   struct controller_options copts = {
+      .images = a.images,
+      .n_images = a.n_images,
+      .argosay_path = argosay,
+      .time_scale = 1.0,
       .grace_period_ms = a.grace_ms,
       .network_isolated = a.isolate_network,
       .progress = a.quiet ? NULL : stderr,
@@ -300,5 +388,8 @@ out:
   sandbox_context_free(sandbox);
   workflow_free(wf);
   free(a.params);
+  free(a.images);
+  free(argosay);
+  ydoc_free(param_doc);
   return status;
 }

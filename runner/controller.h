@@ -16,7 +16,17 @@
 #include "sandbox.h"
 #include "workflow.h"
 
+/* An image's entrypoint, since images are not pulled (--image NAME=PATH). */
+struct image_entrypoint {
+  const char *image;      /* "repo/name:tag", or "repo/name" for any tag */
+  const char *entrypoint; /* host path of the program to run */
+};
+
 struct controller_options {
+  const struct image_entrypoint *images;
+  size_t n_images;
+  const char *argosay_path; /* built-in entrypoint of argoproj/argosay:v2, or NULL */
+  double time_scale;        /* multiplies deadlines, backoffs, durations; 1 = real time */
   int grace_period_ms;     /* Stop: SIGTERM, then SIGKILL after this long */
   bool network_isolated;   /* every step in its own network namespace */
   FILE *progress;          /* live progress lines, or NULL */

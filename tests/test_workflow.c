@@ -196,9 +196,6 @@ static void test_bad_inputs(void **state) {
                     "    - name: s\n      template: a\n",
              10, 7, "list of lists");
   load_fails(HEADER "spec:\n  entrypoint: a\n  templates:\n  - name: a\n", 8, 5, "has no body");
-  load_fails(HEADER "spec:\n  entrypoint: a\n  templates:\n  - name: a\n"
-                    "    container: {image: alpine}\n",
-             9, 16, "neither command nor args");
   load_fails(HEADER "spec:\n  entrypoint: a\n  templates:\n  - name: a\n    container:\n"
                     "      command: [x]\n      resources: {limits: {memory: lots}}\n",
              11, 36, "not a memory quantity");

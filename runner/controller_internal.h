@@ -1,0 +1,154 @@
+/* Shared between the controller's files: the controller's state, the
+ * launched pods, and the template executors.  Not a public interface. */
+#ifndef EXITPROBE_CONTROLLER_INTERNAL_H
+#define EXITPROBE_CONTROLLER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "controller.h"
+#include "step_output.h"
+#include "template_vars.h"
+
+#define MAX_TEMPLATE_DEPTH 128
+
+enum watch_kind { WATCH_PIDFD, WATCH_STDOUT, WATCH_STDERR, WATCH_SIGNAL, WATCH_TIMER };
+
+struct pod;
+
+struct watch {
+  enum watch_kind kind;
+  struct pod *pod;
+};
+
+/* Why the controller asked a pod to end: decides its node's message. */
+enum kill_reason {
+  KILL_NONE,
+  KILL_SHUTDOWN,     /* stop / terminate */
+  KILL_WF_DEADLINE,  /* spec.activeDeadlineSeconds */
+  KILL_POD_DEADLINE, /* template activeDeadlineSeconds / timeout */
+};
+
+/* A launched step, from clone to the moment its node gets its final phase. */
+struct pod {
+  struct wf_node *node;
+  const struct wf_template *tmpl;
+  struct sandbox_step step;
+  struct step_output output;
+  struct sandbox_result result;
+  struct watch watches[3];
+  char *tmp_dir;           /* host directory bound at the step's /tmp */
+  bool exited, stdout_eof, stderr_eof;
+  bool in_exit_handler;    /* exempt from Stop and the workflow deadline */
+  enum kill_reason kill_reason;
+  int64_t term_sent_us;    /* when SIGTERM was sent, 0 = not yet */
+  bool kill_sent;
+  int64_t deadline_us;     /* pod deadline (realtime µs), 0 = none */
+  struct pod *next;
+};
+
+/* Where a template runs: its boundary and whether it belongs to an exit handler. */
+struct exec_ctx {
+  const char *boundary_id;
+  bool in_exit_handler;
+};
+
+struct controller {
+  const struct workflow *wf;
+  struct sandbox_context *sandbox;
+  const struct controller_options *opts;
+  struct run_state *st;
+  ep_error **err;
+  struct var_scope globals;
+  int epfd, sigfd, timerfd;
+  struct watch sig_watch, timer_watch;
+  struct pod *pods; /* in flight */
+  size_t n_pods;
+  bool stopping;    /* Stop in effect */
+  bool terminating; /* Terminate in effect */
+  int64_t deadline_us;      /* workflow deadline, 0 = none */
+  bool deadline_passed;
+  bool internal_error;
+  bool changed;             /* a reconcile pass changed something: run another */
+  int depth;
+  int64_t next_wakeup_us;   /* earliest time a pass must run again, 0 = none */
+};
+
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void progress(struct controller *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void want_wakeup(struct controller *c, int64_t at_us);
+
+/* Substitute one string; on an unresolvable tag *why gets Argo's message. */
+int subst(const char *in, const struct var_scope *scope, char **out, char **why);
+
+/* pods.c */
+void launch_pod(struct controller *c, struct wf_node *node, const struct wf_template *t,
+                const struct var_scope *scope, const struct exec_ctx *x);
+void reap_pod(struct controller *c, struct pod *p);
+void drain_pipe(struct controller *c, struct pod *p, int stream);
+void maybe_finish_pod(struct controller *c, struct pod *p);
+void enforce_pod_deadlines(struct controller *c);
+void signal_pods(struct controller *c, int sig, bool include_exit_handler, enum kill_reason why);
+void kill_all_pods(struct controller *c);
+int epoll_add(struct controller *c, int fd, struct watch *w);
+/* rm -rf without following symlinks. */
+void remove_tree(const char *path);
+
+/* exec_template.c */
+bool shutdown_applies(const struct controller *c, const struct exec_ctx *x);
+const char *shutdown_message(const struct controller *c);
+enum node_type node_type_for(const struct wf_template *t);
+struct wf_node *execute_template(struct controller *c, const char *name, const char *display,
+                                 const struct wf_template *t, const struct var_scope *inputs,
+                                 struct wf_node *parent, const struct exec_ctx *x);
+/* Bind inputs.parameters.* from arguments (substituted in arg_scope when non-NULL). */
+int bind_inputs(const struct wf_template *t, const struct wf_parameter *args, size_t n_args,
+                const struct var_scope *arg_scope, struct var_scope *out, char **why);
+/* <prefix>.<name>.* of a finished step/task (prefix "steps" or "tasks"). */
+void bind_node_outputs(struct var_scope *scope, const char *prefix, const char *name,
+                       const struct wf_node *n);
+
+/* exec_call.c: one step or DAG task: loops, when, hooks. */
+struct node_list {
+  struct wf_node **v;
+  size_t n, cap;
+};
+void node_list_push(struct node_list *l, struct wf_node *n);
+void node_list_free(struct node_list *l);
+
+struct call_site {
+  const struct wf_step *step;
+  struct wf_node *parent;   /* group or DAG node the call's nodes hang under */
+  const char *base_name;    /* node name without loop suffix */
+  const char *scope_prefix; /* "steps" or "tasks" */
+  int *budget;              /* new nodes that may still start (parallelism); NULL = any */
+};
+/* Run one call.  Appends the nodes that stand for it to *out: the loop's
+ * expansions for steps, the TaskGroup for a looped DAG task, else the one
+ * node.  Returns true when they, and every hook they triggered, are fulfilled. */
+bool execute_call(struct controller *c, const struct call_site *site,
+                  const struct var_scope *scope, const struct exec_ctx *x,
+                  struct node_list *out);
+
+/* exec_steps.c / exec_dag.c */
+void execute_steps(struct controller *c, struct wf_node *node, const struct wf_template *t,
+                   const struct var_scope *inputs, const struct exec_ctx *x);
+void execute_dag(struct controller *c, struct wf_node *node, const struct wf_template *t,
+                 const struct var_scope *inputs, const struct exec_ctx *x);
+
+/* loops.c */
+struct loop_item {
+  char *value;  /* {{item}} */
+  char *label;  /* the node-name suffix text */
+  struct name_value *fields; /* {{item.KEY}} for map items */
+  size_t n_fields;
+};
+int expand_loop(const struct wf_loop *loop, const struct var_scope *scope,
+                struct loop_item **items, size_t *n_items, char **why);
+void loop_items_free(struct loop_item *items, size_t n);
+
+/* Aggregated outputs of loop expansions (outputs.result as a JSON list, ...). */
+void bind_aggregate_outputs(struct var_scope *scope, const char *prefix, const char *name,
+                            struct wf_node *const *children, size_t n);
+
+#endif

@@ -1,0 +1,479 @@
+/* Executing one template into one node: the body by kind (pod, steps,
+ * DAG, suspend) and the retry wrapper Argo puts around any of them. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller_internal.h"
+#include "expr.h"
+
+bool shutdown_applies(const struct controller *c, const struct exec_ctx *x) {
+  return c->terminating || (c->stopping && !x->in_exit_handler);
+}
+
+const char *shutdown_message(const struct controller *c) {
+  return c->terminating ? "workflow shutdown with strategy: Terminate"
+                        : "workflow shutdown with strategy: Stop";
+}
+
+enum node_type node_type_for(const struct wf_template *t) {
+  switch (t->kind) {
+  case TEMPLATE_STEPS:
+    return NODE_STEPS;
+  case TEMPLATE_DAG:
+    return NODE_DAG;
+  case TEMPLATE_SUSPEND:
+    return NODE_SUSPEND;
+  default:
+    return NODE_POD;
+  }
+}
+
+int bind_inputs(const struct wf_template *t, const struct wf_parameter *args, size_t n_args,
+                const struct var_scope *arg_scope, struct var_scope *out, char **why) {
+  for (size_t i = 0; i < t->n_inputs; i++) {
+    const struct wf_parameter *in = &t->inputs[i];
+    const char *value = NULL;
+    char *resolved = NULL;
+    for (size_t a = 0; a < n_args; a++) {
+      if (strcmp(args[a].name, in->name) != 0 || args[a].value == NULL)
+        continue;
+      free(resolved);
+      resolved = NULL;
+      if (arg_scope != NULL) {
+        if (subst(args[a].value, arg_scope, &resolved, why) < 0)
+          return -1;
+        value = resolved;
+      } else {
+        value = args[a].value;
+      }
+    }
+    if (value == NULL)
+      value = in->value ? in->value : in->default_value;
+    if (value == NULL) {
+      *why = xasprintf("inputs.parameters.%s was not supplied", in->name);
+      return -1;
+    }
+    if (in->n_enum_values > 0) {
+      bool ok = false;
+      for (size_t k = 0; k < in->n_enum_values; k++)
+        ok |= strcmp(in->enum_values[k], value) == 0;
+      if (!ok) {
+        *why = xasprintf("value '%s' of inputs.parameters.%s is not one of its enum values",
+                         value, in->name);
+        free(resolved);
+        return -1;
+      }
+    }
+    char *key = xasprintf("inputs.parameters.%s", in->name);
+    var_scope_set(out, key, value);
+    free(key);
+    free(resolved);
+  }
+  return 0;
+}
+
+void bind_node_outputs(struct var_scope *scope, const char *prefix, const char *name,
+                       const struct wf_node *n) {
+  char *key;
+#define BIND(field, value)                                                                     \
+  do {                                                                                         \
+    key = xasprintf("%s.%s.%s", prefix, name, field);                                          \
+    var_scope_set(scope, key, value);                                                          \
+    free(key);                                                                                 \
+  } while (0)
+  BIND("status", node_phase_name(n->phase));
+  BIND("id", n->id);
+  char ts[32];
+  if (n->started_at_us) {
+    format_rfc3339(n->started_at_us, ts);
+    BIND("startedAt", ts);
+  }
+  if (n->finished_at_us) {
+    format_rfc3339(n->finished_at_us, ts);
+    BIND("finishedAt", ts);
+  }
+  if (n->has_exit_code) {
+    char code[16];
+    snprintf(code, sizeof(code), "%d", n->exit_code);
+    BIND("exitCode", code);
+  }
+  if (n->result != NULL)
+    BIND("outputs.result", n->result);
+  for (size_t i = 0; i < n->n_output_parameters; i++) {
+    char *field = xasprintf("outputs.parameters.%s", n->output_parameters[i].name);
+    if (n->output_parameters[i].value != NULL)
+      BIND(field, n->output_parameters[i].value);
+    free(field);
+  }
+#undef BIND
+}
+
+/* A Retry parent or a composite node takes over its deciding child's outputs. */
+static void copy_outputs(struct wf_node *to, const struct wf_node *from) {
+  to->has_exit_code = from->has_exit_code;
+  to->exit_code = from->exit_code;
+  free(to->result);
+  to->result = from->result ? strdup(from->result) : NULL;
+  for (size_t i = 0; i < to->n_output_parameters; i++) {
+    free(to->output_parameters[i].name);
+    free(to->output_parameters[i].value);
+  }
+  free(to->output_parameters);
+  to->output_parameters = NULL;
+  to->n_output_parameters = 0;
+  if (from->n_output_parameters > 0) {
+    to->output_parameters = calloc(from->n_output_parameters, sizeof(struct name_value));
+    if (to->output_parameters == NULL)
+      abort();
+    for (size_t i = 0; i < from->n_output_parameters; i++) {
+      to->output_parameters[i].name = strdup(from->output_parameters[i].name);
+      to->output_parameters[i].value =
+          from->output_parameters[i].value ? strdup(from->output_parameters[i].value) : NULL;
+    }
+    to->n_output_parameters = from->n_output_parameters;
+  }
+}
+
+static void execute_suspend(struct controller *c, struct wf_node *node,
+                            const struct wf_template *t, const struct var_scope *inputs,
+                            const struct exec_ctx *x) {
+  if (shutdown_applies(c, x)) {
+    node_finish(node, PHASE_FAILED, c->terminating ? "Stopped with strategy 'Terminate'"
+                                                   : "Stopped with strategy 'Stop'");
+    return;
+  }
+  if (c->deadline_passed && !x->in_exit_handler) {
+    node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
+    return;
+  }
+  node->phase = PHASE_RUNNING;
+  if (t->suspend_duration == NULL)
+    return; /* until resumed: only a stop, terminate or deadline ends it */
+  char *text = NULL, *why = NULL;
+  double secs = 0;
+  if (subst(t->suspend_duration, inputs, &text, &why) < 0 ||
+      parse_duration_seconds(text, true, &secs) < 0) {
+    char *msg = why ? why : xasprintf("invalid suspend duration '%s'", text ? text : "");
+    node_finish(node, PHASE_ERROR, msg);
+    free(msg);
+    free(text);
+    return;
+  }
+  free(text);
+  int64_t until = node->started_at_us + (int64_t)(secs * 1e6);
+  if (now_realtime_us() >= until)
+    node_finish(node, PHASE_SUCCEEDED, NULL);
+  else
+    want_wakeup(c, until);
+}
+
+static void execute_body(struct controller *c, struct wf_node *node, const struct wf_template *t,
+                         const struct var_scope *inputs, const struct exec_ctx *x) {
+  struct exec_ctx inner = {.boundary_id = node->id, .in_exit_handler = x->in_exit_handler};
+  switch (t->kind) {
+  case TEMPLATE_CONTAINER:
+  case TEMPLATE_SCRIPT:
+    if (node->phase == PHASE_PENDING) {
+      if (shutdown_applies(c, x))
+        node_finish(node, PHASE_FAILED, shutdown_message(c));
+      else if (c->deadline_passed && !x->in_exit_handler)
+        node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
+      else
+        launch_pod(c, node, t, inputs, x);
+    }
+    break;
+  case TEMPLATE_STEPS:
+    node->phase = PHASE_RUNNING;
+    execute_steps(c, node, t, inputs, &inner);
+    break;
+  case TEMPLATE_DAG:
+    node->phase = PHASE_RUNNING;
+    execute_dag(c, node, t, inputs, &inner);
+    break;
+  case TEMPLATE_SUSPEND:
+    execute_suspend(c, node, t, inputs, x);
+    break;
+  }
+}
+
+/* ---- retries (argo-semantics §8) ------------------------------------- */
+
+static const struct wf_retry *retry_of(const struct controller *c, const struct wf_template *t) {
+  if (t->retry.present)
+    return &t->retry;
+  if (c->wf->retry.present)
+    return &c->wf->retry;
+  return NULL;
+}
+
+struct retry_lookup {
+  const struct var_scope *scope;
+};
+
+static int lookup_scope(void *ctx, const char *name, struct expr_value *out) {
+  const struct retry_lookup *l = ctx;
+  const char *v = var_scope_get(l->scope, name);
+  if (v == NULL)
+    return 0;
+  expr_value_set_string(out, v);
+  return 1;
+}
+
+static bool message_is_transient(const char *msg) {
+  static const char *const patterns[] = {"i/o timeout", "connection reset by peer",
+                                         "connection refused", "TLS handshake timeout", "EOF",
+                                         "transport is closing", "too many requests", NULL};
+  if (msg == NULL)
+    return false;
+  const char *env = getenv("TRANSIENT_ERROR_PATTERN");
+  if (env != NULL && *env && strstr(msg, env))
+    return true;
+  for (const char *const *p = patterns; *p; p++)
+    if (strstr(msg, *p))
+      return true;
+  return false;
+}
+
+static double backoff_seconds(const struct wf_retry *r, const struct var_scope *scope,
+                              size_t attempts, char **why) {
+  if (r->backoff_duration == NULL)
+    return 0;
+  char *text = NULL;
+  double base = 0, factor = 1, cap = 0;
+  if (subst(r->backoff_duration, scope, &text, why) < 0)
+    return -1;
+  if (parse_duration_seconds(text, true, &base) < 0) {
+    *why = xasprintf("invalid retryStrategy.backoff.duration '%s'", text);
+    free(text);
+    return -1;
+  }
+  free(text);
+  if (r->backoff_factor != NULL) {
+    if (subst(r->backoff_factor, scope, &text, why) < 0)
+      return -1;
+    factor = strtod(text, NULL);
+    free(text);
+  }
+  if (r->backoff_cap != NULL) {
+    if (subst(r->backoff_cap, scope, &text, why) < 0)
+      return -1;
+    parse_duration_seconds(text, true, &cap);
+    free(text);
+  }
+  double wait = base * pow(factor > 0 ? factor : 1, (double)(attempts - 1));
+  if (cap > 0 && wait > cap)
+    wait = cap;
+  return wait;
+}
+
+static double max_duration_seconds(const struct wf_retry *r, const struct var_scope *scope) {
+  double secs = 0;
+  char *text = NULL, *why = NULL;
+  if (r->backoff_max_duration == NULL || subst(r->backoff_max_duration, scope, &text, &why) < 0) {
+    free(why);
+    return 0;
+  }
+  if (parse_duration_seconds(text, true, &secs) < 0)
+    secs = 0;
+  free(text);
+  return secs;
+}
+
+/* Decide after a finished attempt: retry now, later, or settle the parent. */
+static void settle_or_retry(struct controller *c, struct wf_node *node,
+                            const struct wf_template *t, const struct wf_retry *r,
+                            const struct var_scope *inputs, const struct exec_ctx *x,
+                            struct wf_node *last, size_t attempts, bool *start_next) {
+  *start_next = false;
+  if (last->phase == PHASE_SUCCEEDED) {
+    copy_outputs(node, last);
+    node_finish(node, PHASE_SUCCEEDED, NULL);
+    return;
+  }
+  if (shutdown_applies(c, x)) {
+    copy_outputs(node, last);
+    node_finish(node, last->phase, c->terminating ? "Stopped with strategy 'Terminate'"
+                                                  : "Stopped with strategy 'Stop'");
+    return;
+  }
+  const char *policy = r->policy ? r->policy : (r->expression ? "Always" : "OnFailure");
+  bool retryable;
+  if (strcmp(policy, "Always") == 0)
+    retryable = true;
+  else if (strcmp(policy, "OnError") == 0)
+    retryable = last->phase == PHASE_ERROR;
+  else if (strcmp(policy, "OnTransientError") == 0)
+    retryable = message_is_transient(last->message);
+  else
+    retryable = last->phase == PHASE_FAILED;
+  char *why = NULL;
+  if (!retryable) {
+    copy_outputs(node, last);
+    node_finish(node, last->phase, last->message);
+    return;
+  }
+  struct var_scope scope;
+  var_scope_init(&scope, inputs);
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%zu", attempts - 1);
+  var_scope_set(&scope, "retries", buf);
+  snprintf(buf, sizeof(buf), "%d", last->has_exit_code ? last->exit_code : -1);
+  var_scope_set(&scope, "lastRetry.exitCode", buf);
+  var_scope_set(&scope, "lastRetry.status", node_phase_name(last->phase));
+  var_scope_set(&scope, "lastRetry.message", last->message ? last->message : "");
+  snprintf(buf, sizeof(buf), "%f",
+           (double)(last->finished_at_us - last->started_at_us) / 1e6);
+  var_scope_set(&scope, "lastRetry.duration", buf);
+  if (r->limit != NULL) {
+    char *text = NULL;
+    long long limit = 0;
+    if (subst(r->limit, &scope, &text, &why) < 0 || sscanf(text, "%lld", &limit) != 1) {
+      char *msg = why ? why : xasprintf("invalid retryStrategy.limit '%s'", text ? text : "");
+      node_finish(node, PHASE_ERROR, msg);
+      free(msg);
+      free(text);
+      goto out;
+    }
+    free(text);
+    if ((long long)attempts > limit) {
+      copy_outputs(node, last);
+      node_finish(node, last->phase, "No more retries left");
+      goto out;
+    }
+  }
+  if (r->expression != NULL) {
+    struct retry_lookup l = {&scope};
+    bool ok = false;
+    ep_error *e = NULL;
+    if (expr_eval_bool(r->expression, EXPR_EXPRLANG, lookup_scope, &l, &ok, &e) < 0) {
+      char *msg = xasprintf("retryStrategy.expression: %s", e->message);
+      node_finish(node, PHASE_ERROR, msg);
+      free(msg);
+      ep_error_free(&e);
+      goto out;
+    }
+    if (!ok) {
+      copy_outputs(node, last);
+      node_finish(node, last->phase, "retryStrategy.expression evaluated to false");
+      goto out;
+    }
+  }
+  /* Backoff waits apply only when a limit is set (Argo's processNodeRetries). */
+  double wait = r->limit ? backoff_seconds(r, &scope, attempts, &why) : 0;
+  if (wait < 0) {
+    node_finish(node, PHASE_ERROR, why);
+    goto out;
+  }
+  double max = max_duration_seconds(r, &scope);
+  struct wf_node *first = run_state_find_id(c->st, node->children[0]);
+  int64_t now = now_realtime_us();
+  if (max > 0 && first != NULL) {
+    int64_t limit_at = first->started_at_us + (int64_t)(max * 1e6);
+    if (now >= limit_at) {
+      copy_outputs(node, last);
+      node_finish(node, last->phase, "Max duration limit exceeded");
+      goto out;
+    }
+    if (now + (int64_t)(wait * 1e6) > limit_at) {
+      copy_outputs(node, last);
+      node_finish(node, last->phase, "Backoff would exceed max duration limit");
+      goto out;
+    }
+  }
+  int64_t next_at = last->finished_at_us + (int64_t)(wait * 1e6);
+  if (now < next_at) {
+    char *msg = xasprintf("Backoff for %gs", wait);
+    node_set_message(node, msg);
+    free(msg);
+    want_wakeup(c, next_at);
+    goto out;
+  }
+  node_set_message(node, NULL);
+  *start_next = true;
+out:
+  free(why);
+  var_scope_clear(&scope);
+  (void)t;
+}
+
+static void execute_with_retries(struct controller *c, struct wf_node *node,
+                                 const struct wf_template *t, const struct wf_retry *r,
+                                 const struct var_scope *inputs, const struct exec_ctx *x) {
+  node->phase = PHASE_RUNNING;
+  for (;;) {
+    size_t attempts = node->n_children;
+    struct wf_node *last = attempts ? run_state_find_id(c->st, node->children[attempts - 1]) : NULL;
+    if (last != NULL && !node_phase_fulfilled(last->phase)) {
+      /* Keep the running attempt moving. */
+      struct var_scope scope;
+      var_scope_init(&scope, inputs);
+      char buf[32];
+      snprintf(buf, sizeof(buf), "%zu", attempts - 1);
+      var_scope_set(&scope, "retries", buf);
+      execute_template(c, last->name, last->display_name, t, &scope, node, x);
+      var_scope_clear(&scope);
+      if (!node_phase_fulfilled(last->phase))
+        return;
+    }
+    bool start_next = last == NULL;
+    if (last != NULL)
+      settle_or_retry(c, node, t, r, inputs, x, last, attempts, &start_next);
+    if (!start_next)
+      return;
+    if (shutdown_applies(c, x)) {
+      node_finish(node, PHASE_FAILED, shutdown_message(c));
+      return;
+    }
+    char *name = xasprintf("%s(%zu)", node->name, attempts);
+    char *display = xasprintf("%s(%zu)", node->display_name, attempts);
+    struct var_scope scope;
+    var_scope_init(&scope, inputs);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%zu", attempts);
+    var_scope_set(&scope, "retries", buf);
+    struct exec_ctx inner = {.boundary_id = x->boundary_id, .in_exit_handler = x->in_exit_handler};
+    struct wf_node *attempt = run_state_add_node(c->st, name, display, node_type_for(t), t->name,
+                                                 x->boundary_id);
+    attempt->retried = true;
+    run_state_add_child(node, attempt->id);
+    c->depth++;
+    execute_body(c, attempt, t, &scope, &inner);
+    c->depth--;
+    var_scope_clear(&scope);
+    free(name);
+    free(display);
+    if (!node_phase_fulfilled(attempt->phase))
+      return;
+    /* An attempt that ended at once (an error before launch): decide again. */
+  }
+}
+
+struct wf_node *execute_template(struct controller *c, const char *name, const char *display,
+                                 const struct wf_template *t, const struct var_scope *inputs,
+                                 struct wf_node *parent, const struct exec_ctx *x) {
+  struct wf_node *node = run_state_find_name(c->st, name);
+  if (node != NULL && node_phase_fulfilled(node->phase))
+    return node;
+  const struct wf_retry *r = retry_of(c, t);
+  bool is_attempt = node != NULL && node->retried;
+  if (node == NULL) {
+    node = run_state_add_node(c->st, name, display, r ? NODE_RETRY : node_type_for(t), t->name,
+                              x->boundary_id);
+    if (parent != NULL)
+      run_state_add_child(parent, node->id);
+    c->changed = true;
+  }
+  if (c->depth >= MAX_TEMPLATE_DEPTH) {
+    node_finish(node, PHASE_ERROR, "maximum recursion depth exceeded");
+    return node;
+  }
+  c->depth++;
+  if (r != NULL && !is_attempt)
+    execute_with_retries(c, node, t, r, inputs, x);
+  else
+    execute_body(c, node, t, inputs, x);
+  c->depth--;
+  return node;
+}

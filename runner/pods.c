@@ -1,0 +1,501 @@
+/* Launched steps ("pods"): starting them in the sandbox, collecting their
+ * output, deadlines and kills, and turning their fate into a node phase
+ * (argo-semantics §2). */
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "controller_internal.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+int epoll_add(struct controller *c, int fd, struct watch *w) {
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+  if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+    return ep_error_set_errno(c->err, EP_EXIT_INTERNAL, errno, "epoll_ctl");
+  return 0;
+}
+
+static void free_strv(char **v) {
+  if (v == NULL)
+    return;
+  for (char **p = v; *p; p++)
+    free(*p);
+  free(v);
+}
+
+/* Substitute every string the step runs with; the first unresolvable
+ * variable becomes the node's Error message as in Argo. */
+struct resolved_step {
+  char **argv;
+  char **envp;
+  char *working_dir;
+  char *source;
+};
+
+static void resolved_step_free(struct resolved_step *r) {
+  free_strv(r->argv);
+  free_strv(r->envp);
+  free(r->working_dir);
+  free(r->source);
+}
+
+int subst(const char *in, const struct var_scope *scope, char **out, char **why) {
+  ep_error *e = NULL;
+  char *missing = NULL;
+  if (template_substitute(in, scope, out, &missing, &e) < 0) {
+    *why = strdup(e->message);
+    free(missing);
+    ep_error_free(&e);
+    return -1;
+  }
+  return 0;
+}
+
+/* The entrypoint of an image that is not pulled: a mapping the user gave
+ * (--image), the built-in argosay, or none -- then args run as the command,
+ * which is what Kubernetes does for images without an ENTRYPOINT. */
+static const char *image_entrypoint(const struct controller_options *o, const char *image) {
+  if (image == NULL)
+    return NULL;
+  const char *ref = image;
+  if (strncmp(ref, "docker.io/", 10) == 0)
+    ref += 10;
+  for (size_t i = 0; i < o->n_images; i++) {
+    size_t len = strlen(o->images[i].image);
+    if (strcmp(ref, o->images[i].image) == 0 ||
+        (strncmp(ref, o->images[i].image, len) == 0 && ref[len] == ':' &&
+         strchr(o->images[i].image, ':') == NULL))
+      return o->images[i].entrypoint;
+  }
+  if (o->argosay_path != NULL && strncmp(ref, "argoproj/argosay:v2", 19) == 0)
+    return o->argosay_path;
+  return NULL;
+}
+
+static int resolve_step(const struct controller *c, const struct wf_template *t,
+                        const struct var_scope *scope, const char *hostname,
+                        struct resolved_step *r, char **why) {
+  const char *entrypoint = t->n_command == 0 ? image_entrypoint(c->opts, t->image) : NULL;
+  /* argosay's own path, spelled out in a command, is its built-in too. */
+  bool argosay_cmd = t->n_command > 0 && strcmp(t->command[0], "/argosay") == 0 &&
+                     c->opts->argosay_path != NULL && image_entrypoint(c->opts, t->image) != NULL;
+  size_t n_argv = t->n_command + t->n_args + (t->kind == TEMPLATE_SCRIPT ? 1 : 0) + 1;
+  r->argv = calloc(n_argv + 1, sizeof(char *));
+  r->envp = calloc(t->n_env + 4, sizeof(char *));
+  if (r->argv == NULL || r->envp == NULL)
+    abort();
+  size_t a = 0;
+  if (entrypoint != NULL)
+    r->argv[a++] = strdup(entrypoint);
+  else if (t->n_command == 0 && t->n_args == 0) {
+    *why = xasprintf("container has neither command nor args, and the entrypoint of image '%s' "
+                     "is not known (images are not pulled): map it with --image %s=PATH",
+                     t->image ? t->image : "", t->image ? t->image : "IMAGE");
+    return -1;
+  }
+  for (size_t i = 0; i < t->n_command; i++) {
+    if (i == 0 && argosay_cmd) {
+      r->argv[a++] = strdup(c->opts->argosay_path);
+      continue;
+    }
+    if (subst(t->command[i], scope, &r->argv[a++], why) < 0)
+      return -1;
+  }
+  if (t->kind == TEMPLATE_SCRIPT) {
+    r->argv[a++] = strdup("/tmp/argo/staging/script");
+    if (subst(t->source, scope, &r->source, why) < 0)
+      return -1;
+  }
+  for (size_t i = 0; i < t->n_args; i++)
+    if (subst(t->args[i], scope, &r->argv[a++], why) < 0)
+      return -1;
+  size_t e = 0;
+  r->envp[e++] = strdup("PATH=" DEFAULT_PATH);
+  r->envp[e++] = xasprintf("HOSTNAME=%s", hostname);
+  r->envp[e++] = strdup("HOME=/root");
+  for (size_t i = 0; i < t->n_env; i++) {
+    char *value = NULL;
+    if (subst(t->env[i].value, scope, &value, why) < 0)
+      return -1;
+    char *entry = xasprintf("%s=%s", t->env[i].name, value);
+    free(value);
+    /* A later definition of the same name wins, as in a container spec. */
+    size_t name_len = strlen(t->env[i].name) + 1;
+    size_t k;
+    for (k = 0; k < e; k++)
+      if (strncmp(r->envp[k], entry, name_len) == 0)
+        break;
+    if (k < e) {
+      free(r->envp[k]);
+      r->envp[k] = entry;
+    } else {
+      r->envp[e++] = entry;
+    }
+  }
+  if (t->working_dir != NULL && subst(t->working_dir, scope, &r->working_dir, why) < 0)
+    return -1;
+  return 0;
+}
+
+static void pod_free(struct pod *p) {
+  step_output_free(&p->output);
+  if (p->step.stdout_fd >= 0)
+    close(p->step.stdout_fd);
+  if (p->step.stderr_fd >= 0)
+    close(p->step.stderr_fd);
+  free(p->tmp_dir);
+  free(p);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+void remove_tree(const char *path) {
+  if (path != NULL)
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A leaf's deadline: template activeDeadlineSeconds or timeout from its
+ * start, and -- outside exit handlers -- never past the workflow's. */
+static int pod_deadline(struct controller *c, const struct wf_template *t,
+                        const struct var_scope *scope, const struct exec_ctx *x, int64_t *out,
+                        char **why) {
+  int64_t now = now_realtime_us(), deadline = 0;
+  const char *texts[2] = {t->active_deadline_seconds, t->timeout};
+  for (int i = 0; i < 2; i++) {
+    if (texts[i] == NULL)
+      continue;
+    char *text = NULL;
+    double secs;
+    if (subst(texts[i], scope, &text, why) < 0)
+      return -1;
+    if (parse_duration_seconds(text, i == 0, &secs) < 0) {
+      *why = xasprintf("invalid %s '%s'", i == 0 ? "activeDeadlineSeconds" : "timeout", text);
+      free(text);
+      return -1;
+    }
+    free(text);
+    int64_t at = now + (int64_t)(secs * 1e6 * c->opts->time_scale);
+    if (deadline == 0 || at < deadline)
+      deadline = at;
+  }
+  if (!x->in_exit_handler && c->deadline_us != 0 && (deadline == 0 || c->deadline_us < deadline))
+    deadline = c->deadline_us;
+  *out = deadline;
+  return 0;
+}
+
+void launch_pod(struct controller *c, struct wf_node *node, const struct wf_template *t,
+                const struct var_scope *scope, const struct exec_ctx *x) {
+  struct resolved_step r = {0};
+  char *why = NULL;
+  ep_error *e = NULL;
+  struct pod *p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    abort();
+  p->step.stdout_fd = p->step.stderr_fd = p->step.pidfd = -1;
+  struct var_scope local;
+  var_scope_init(&local, scope);
+  /* spec.parallelism: the node waits, Pending, for a free slot. */
+  if (c->wf->parallelism > 0 && (long)c->n_pods >= c->wf->parallelism)
+    goto done;
+  if (pod_deadline(c, t, scope, x, &p->deadline_us, &why) < 0) {
+    node_finish(node, PHASE_ERROR, why);
+    goto done;
+  }
+  free(node->pod_name);
+  node->pod_name = run_state_pod_name(c->wf->name, node->name, node->template_name);
+  var_scope_set(&local, "pod.name", node->pod_name);
+  var_scope_set(&local, "node.name", node->name);
+  if (resolve_step(c, t, &local, node->pod_name, &r, &why) < 0) {
+    node_finish(node, PHASE_ERROR, why);
+    goto done;
+  }
+  p->tmp_dir = xasprintf("%s/%s", c->opts->work_dir, node->id);
+  if (mkdir(p->tmp_dir, 0777) < 0 && errno != EEXIST) {
+    char *msg = xasprintf("cannot create the step's /tmp (%s): %s", p->tmp_dir, strerror(errno));
+    node_finish(node, PHASE_ERROR, msg);
+    free(msg);
+    goto done;
+  }
+  chmod(p->tmp_dir, 01777);
+  struct sandbox_step_spec spec = {
+      .name = node->id,
+      .hostname = node->pod_name,
+      .argv = r.argv,
+      .envp = r.envp,
+      .working_dir = r.working_dir,
+      .script_source = r.source,
+      .tmp_host_dir = p->tmp_dir,
+      .memory_limit = t->memory_limit,
+      .pids_limit = t->pids_limit,
+      .network_isolated = c->opts->network_isolated,
+  };
+  if (sandbox_launch(c->sandbox, &spec, &p->step, &e) < 0) {
+    /* A launch the machine refused is the machinery failing: Error, not Failed. */
+    char *msg = xasprintf("failed to start the step: %s", e->message);
+    node_finish(node, PHASE_ERROR, msg);
+    free(msg);
+    ep_error_free(&e);
+    goto done;
+  }
+  p->node = node;
+  p->tmpl = t;
+  p->in_exit_handler = x->in_exit_handler;
+  p->watches[0] = (struct watch){WATCH_PIDFD, p};
+  p->watches[1] = (struct watch){WATCH_STDOUT, p};
+  p->watches[2] = (struct watch){WATCH_STDERR, p};
+  if (epoll_add(c, p->step.pidfd, &p->watches[0]) < 0 ||
+      epoll_add(c, p->step.stdout_fd, &p->watches[1]) < 0 ||
+      epoll_add(c, p->step.stderr_fd, &p->watches[2]) < 0) {
+    c->internal_error = true;
+    sandbox_signal(&p->step, SIGKILL, NULL);
+  }
+  node->phase = PHASE_RUNNING;
+  p->next = c->pods;
+  c->pods = p;
+  c->n_pods++;
+  if (p->deadline_us)
+    want_wakeup(c, p->deadline_us);
+  p = NULL;
+  progress(c, "  started  %s (%s)", node->display_name, node->pod_name);
+done:
+  if (p != NULL) {
+    remove_tree(p->tmp_dir);
+    pod_free(p);
+  }
+  var_scope_clear(&local);
+  resolved_step_free(&r);
+  free(why);
+}
+
+/* Output parameters are read from the step's files after it ended; only
+ * its /tmp survives the step (the rest of its view was read-only). */
+static int collect_output_parameters(struct pod *p, char **why) {
+  const struct wf_template *t = p->tmpl;
+  for (size_t i = 0; i < t->n_outputs; i++) {
+    const struct wf_parameter *out = &t->outputs[i];
+    char *value = NULL;
+    if (out->value_from_path != NULL) {
+      const char *path = out->value_from_path;
+      if (strncmp(path, "/tmp/", 5) == 0) {
+        char *host = xasprintf("%s/%s", p->tmp_dir, path + 5);
+        FILE *f = fopen(host, "r");
+        free(host);
+        if (f != NULL) {
+          size_t cap = 4096, len = 0;
+          value = malloc(cap);
+          size_t got;
+          while (value != NULL && (got = fread(value + len, 1, cap - len - 1, f)) > 0) {
+            len += got;
+            if (len + 1 == cap && cap < (1u << 24))
+              value = realloc(value, cap *= 2);
+            else if (len + 1 == cap)
+              break;
+          }
+          fclose(f);
+          if (value == NULL)
+            abort();
+          if (len > 0 && value[len - 1] == '\n')
+            len--;
+          value[len] = '\0';
+        }
+      }
+      if (value == NULL && out->default_value != NULL)
+        value = strdup(out->default_value);
+      if (value == NULL) {
+        *why = xasprintf("failed to read output parameter '%s' from %s%s", out->name, path,
+                         strncmp(path, "/tmp/", 5) == 0
+                             ? ": no such file"
+                             : ": exitprobe collects output files only from the step's /tmp");
+        return -1;
+      }
+    } else if (out->value != NULL) {
+      value = strdup(out->value);
+    }
+    struct wf_node *n = p->node;
+    n->output_parameters =
+        realloc(n->output_parameters, (n->n_output_parameters + 1) * sizeof(struct name_value));
+    if (n->output_parameters == NULL)
+      abort();
+    n->output_parameters[n->n_output_parameters].name = strdup(out->name);
+    n->output_parameters[n->n_output_parameters].value = value;
+    n->n_output_parameters++;
+  }
+  return 0;
+}
+
+/* The pod's fate becomes its node's phase and message (argo-semantics §2.2). */
+static void settle_pod(struct controller *c, struct pod *p) {
+  struct wf_node *node = p->node;
+  const struct sandbox_result *res = &p->result;
+  node->has_exit_code = true;
+  node->exit_code = res->exit_code;
+  node->signal = res->signal;
+  node->oom_killed = res->oom_killed;
+  node->memory_peak = res->memory_peak;
+  free(node->result);
+  node->result = step_output_result(&p->output);
+  enum node_phase phase;
+  char *msg = NULL;
+  if (res->setup_failed && strncmp(res->setup_error, "exec", 4) != 0) {
+    phase = PHASE_ERROR;
+    msg = xasprintf("sandbox set-up failed: %s", res->setup_error);
+  } else if (res->setup_failed) {
+    phase = PHASE_FAILED;
+    msg = xasprintf("main: Error (exit code %d): %s", res->exit_code, res->setup_error);
+  } else if (p->kill_reason == KILL_SHUTDOWN) {
+    phase = PHASE_FAILED;
+    msg = xasprintf("workflow shutdown with strategy:  %s", c->terminating ? "Terminate" : "Stop");
+  } else if (p->kill_reason == KILL_WF_DEADLINE) {
+    phase = PHASE_FAILED;
+    msg = strdup("Step exceeded its deadline");
+  } else if (p->kill_reason == KILL_POD_DEADLINE) {
+    phase = PHASE_FAILED;
+    msg = strdup("Pod was active on the node longer than the specified deadline");
+  } else if (res->exit_code == 0) {
+    phase = PHASE_SUCCEEDED;
+  } else if (res->oom_killed) {
+    phase = PHASE_FAILED;
+    msg = xasprintf("main: OOMKilled (exit code %d)", res->exit_code);
+  } else {
+    phase = PHASE_FAILED;
+    msg = xasprintf("main: Error (exit code %d)", res->exit_code);
+  }
+  if (phase == PHASE_SUCCEEDED) {
+    char *why = NULL;
+    if (collect_output_parameters(p, &why) < 0) {
+      phase = PHASE_ERROR;
+      msg = why;
+    }
+  }
+  node_finish(node, phase, msg);
+  progress(c, "  finished %s: %s%s%s", node->display_name, node_phase_name(phase), msg ? ": " : "",
+           msg ? msg : "");
+  free(msg);
+}
+
+void maybe_finish_pod(struct controller *c, struct pod *p) {
+  if (!(p->exited && p->stdout_eof && p->stderr_eof))
+    return;
+  step_output_flush(&p->output, 1, p->node);
+  step_output_flush(&p->output, 2, p->node);
+  settle_pod(c, p);
+  for (struct pod **pp = &c->pods; *pp; pp = &(*pp)->next) {
+    if (*pp == p) {
+      *pp = p->next;
+      break;
+    }
+  }
+  c->n_pods--;
+  remove_tree(p->tmp_dir);
+  pod_free(p);
+}
+
+void drain_pipe(struct controller *c, struct pod *p, int stream) {
+  int *fd = stream == 1 ? &p->step.stdout_fd : &p->step.stderr_fd;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(*fd, buf, sizeof(buf));
+    if (n > 0) {
+      step_output_feed(&p->output, stream, buf, (size_t)n, p->node);
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN)
+      return;
+    /* EOF (or an error we cannot do better with): the stream is over. */
+    epoll_ctl(c->epfd, EPOLL_CTL_DEL, *fd, NULL);
+    close(*fd);
+    *fd = -1;
+    if (stream == 1)
+      p->stdout_eof = true;
+    else
+      p->stderr_eof = true;
+    return;
+  }
+}
+
+void reap_pod(struct controller *c, struct pod *p) {
+  ep_error *e = NULL;
+  epoll_ctl(c->epfd, EPOLL_CTL_DEL, p->step.pidfd, NULL);
+  if (sandbox_reap(c->sandbox, &p->step, &p->result, &e) < 0) {
+    p->result.setup_failed = true;
+    snprintf(p->result.setup_error, sizeof(p->result.setup_error), "reaping the step: %s",
+             e->message);
+    ep_error_free(&e);
+  }
+  p->exited = true;
+}
+
+
+/* Deadlines of running pods: SIGTERM when a deadline passes, SIGKILL when
+ * the grace period after any SIGTERM is over. */
+void enforce_pod_deadlines(struct controller *c) {
+  int64_t now = now_realtime_us();
+  int64_t grace = (int64_t)c->opts->grace_period_ms * 1000;
+  for (struct pod *p = c->pods; p; p = p->next) {
+    if (p->exited)
+      continue;
+    if (p->kill_reason == KILL_NONE && c->deadline_passed && !p->in_exit_handler) {
+      p->kill_reason = KILL_WF_DEADLINE;
+    } else if (p->kill_reason == KILL_NONE && p->deadline_us != 0 && now >= p->deadline_us) {
+      p->kill_reason = p->deadline_us == c->deadline_us && !p->in_exit_handler
+                           ? KILL_WF_DEADLINE
+                           : KILL_POD_DEADLINE;
+    } else if (p->deadline_us != 0 && p->kill_reason == KILL_NONE) {
+      want_wakeup(c, p->deadline_us);
+    }
+    if (p->kill_reason != KILL_NONE && p->term_sent_us == 0) {
+      p->term_sent_us = now;
+      sandbox_signal(&p->step, SIGTERM, NULL);
+    }
+    if (p->term_sent_us != 0 && !p->kill_sent) {
+      if (now >= p->term_sent_us + grace) {
+        p->kill_sent = true;
+        sandbox_signal(&p->step, SIGKILL, NULL);
+      } else {
+        want_wakeup(c, p->term_sent_us + grace);
+      }
+    }
+  }
+}
+
+void signal_pods(struct controller *c, int sig, bool include_exit_handler, enum kill_reason why) {
+  for (struct pod *p = c->pods; p; p = p->next) {
+    if (p->exited || (p->in_exit_handler && !include_exit_handler))
+      continue;
+    if (p->kill_reason == KILL_NONE || why == KILL_SHUTDOWN)
+      p->kill_reason = why;
+    if (sig == SIGKILL)
+      p->kill_sent = true;
+    else if (p->term_sent_us == 0)
+      p->term_sent_us = now_realtime_us();
+    sandbox_signal(&p->step, sig, NULL);
+  }
+}
+
+void kill_all_pods(struct controller *c) {
+  while (c->pods != NULL) {
+    struct pod *p = c->pods;
+    if (!p->exited) {
+      sandbox_signal(&p->step, SIGKILL, NULL);
+      reap_pod(c, p);
+    }
+    c->pods = p->next;
+    remove_tree(p->tmp_dir);
+    pod_free(p);
+  }
+  c->n_pods = 0;
+}
