@@ -267,6 +267,10 @@ static json_t *run_json(const struct run_state *st) {
   if (st->interrupt_signal != 0)
     set(o, "signal", signal_json(st->interrupt_signal));
   set_str_opt(o, "shutdown", st->shutdown);
+  if (st->has_seed)
+    set(o, "seed", json_integer((json_int_t)st->seed));
+  if (st->time_scale > 0 && st->time_scale != 1.0)
+    set(o, "timeScale", json_real(st->time_scale));
   return o;
 }
 
@@ -278,6 +282,34 @@ static json_t *environment_json(const struct run_state *st) {
   set_str(o, "image", IMAGE_NOTE);
   set(o, "notes", strv_array(st->notes, st->n_notes));
   return o;
+}
+
+/* Every fault asked for: whether it fired, when, and on which node. */
+static json_t *faults_json(const struct run_state *st) {
+  json_t *list = must(json_array());
+  for (size_t i = 0; i < st->n_faults; i++) {
+    const struct fault_record *f = &st->faults[i];
+    json_t *o = must(json_object());
+    set_str(o, "action", f->action);
+    if (f->target != NULL)
+      set_str(o, "target", f->target);
+    set_str(o, "asked", f->description);
+    set(o, "fired", json_boolean(f->fired));
+    if (f->fired_at_us != 0) {
+      char ts[32];
+      format_rfc3339(f->fired_at_us, ts);
+      set_str(o, "firedAt", ts);
+      if (st->started_at_us != 0)
+        set(o, "firedAfterSeconds",
+            json_real((double)(f->fired_at_us - st->started_at_us) / 1e6));
+    }
+    if (f->node_id != NULL)
+      set_str(o, "node", f->node_id);
+    if (f->detail != NULL)
+      set_str(o, "detail", f->detail);
+    json_array_append_new(list, o);
+  }
+  return list;
 }
 
 json_t *report_build(const struct run_state *st) {
@@ -297,13 +329,20 @@ json_t *report_build(const struct run_state *st) {
   set(root, "run", run_json(st));
   set(root, "environment", environment_json(st));
   set(root, "warnings", strv_array(st->warnings, st->n_warnings));
+  if (st->n_faults > 0)
+    set(root, "faults", faults_json(st));
   return root;
 }
 
 int report_write_json(const struct run_state *st, const char *path, ep_error **err) {
   json_t *root = report_build(st);
-  char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  int r = report_write_object(root, path, err);
   json_decref(root);
+  return r;
+}
+
+int report_write_object(const json_t *root, const char *path, ep_error **err) {
+  char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   if (text == NULL)
     return ep_error_set(err, EP_EXIT_INTERNAL, "cannot serialise the report");
   size_t len = strlen(text);

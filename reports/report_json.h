@@ -20,4 +20,7 @@ json_t *report_build(const struct run_state *st);
  * one, never half of it.  Creates missing parent directories. */
 int report_write_json(const struct run_state *st, const char *path, ep_error **err);
 
+/* Write an already built (and perhaps extended) report object atomically. */
+int report_write_object(const json_t *root, const char *path, ep_error **err);
+
 #endif

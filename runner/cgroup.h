@@ -7,7 +7,8 @@
  * ones), the v1 freezer when there is no cgroup2, and a cgroup2 group
  * whenever a cgroup2 hierarchy exists, even one without controllers, for
  * cgroup.kill and cgroup.freeze.  Everything created is removed again: by
- * ep_cg_step_destroy at reap, or by ep_cg_manager_free at the end. */
+ * ep_cg_step_destroy at reap, or by ep_cg_manager_free at the end; what a
+ * killed runner left behind is swept by the next ep_cg_manager_new. */
 #ifndef EXITPROBE_CGROUP_H
 #define EXITPROBE_CGROUP_H
 

@@ -1,8 +1,54 @@
-/* Sub-commands of the exitprobe command line. */
+/* The exitprobe command line: sub-commands and what they share. */
 #ifndef EXITPROBE_CLI_H
 #define EXITPROBE_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "controller.h"
+#include "error.h"
+#include "run_state.h"
+#include "workflow.h"
+
+struct scenario;
+
+/* Options of `exitprobe run`. */
+struct run_args {
+  const char **paths;          /* workflow, scenario files or directories */
+  size_t n_paths;
+  const char *workflow_path;   /* paths[0] */
+  const char *report_path;     /* NULL: reports/out/<name>.json */
+  const char *report_dir;      /* scenarios: one report per scenario */
+  const char *junit_path;
+  struct param_override *params;
+  size_t n_params;
+  const char *parameter_file;
+  struct image_entrypoint *images;
+  size_t n_images;
+  const char **requires;       /* --require CAPABILITY */
+  size_t n_requires;
+  const char **quick_faults;   /* --fault TARGET:ACTION[=VALUE][@AFTER] */
+  size_t n_quick_faults;
+  int grace_ms;
+  int color;                   /* -1 auto, 0 never, 1 always */
+  bool quiet;
+  bool isolate_network;
+  bool dry_run;
+};
+
 /* `exitprobe run ...`: argv[0] is "run".  Returns the process exit status. */
 int cli_run(int argc, char **argv);
+/* `exitprobe validate FILE...` */
+int cli_validate(int argc, char **argv);
+
+/* Scenario mode of `run` (cli_scenario.c). */
+int cli_run_scenarios(struct run_args *a);
+/* --fault options as a scenario around a.workflow_path (cli_quick_faults.c). */
+int quick_faults_scenario(const struct run_args *a, struct scenario **out, ep_error **err);
+
+int cli_push(const char ***list, size_t *n, const char *item);
+bool capability_name_known(const char *name);
+bool cli_want_color(int setting);
+int exit_status_for(const struct run_state *st);
 
 #endif

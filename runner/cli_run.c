@@ -9,6 +9,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "run_once.h"
+#include "../injector/faults.h"
+#include "../injector/scenario.h"
+#include <sys/stat.h>
 #include "controller.h"
 #include "error.h"
 #include "report_json.h"
@@ -20,19 +24,6 @@
 
 #define DEFAULT_GRACE_MS 10000
 
-struct run_args {
-  const char *workflow_path;
-  const char *report_path; /* NULL: reports/out/<name>.json */
-  struct param_override *params;
-  size_t n_params;
-  int grace_ms;
-  int color;               /* -1 auto, 0 never, 1 always */
-  bool quiet;
-  bool isolate_network;
-  struct image_entrypoint *images;
-  size_t n_images;
-  const char *parameter_file;
-};
 
 static void print_run_usage(FILE *out) {
   fputs("Usage: exitprobe run [OPTIONS] WORKFLOW.yaml\n"
@@ -56,15 +47,30 @@ static void print_run_usage(FILE *out) {
         "                              (loopback only); pods have a network by default\n"
         "      --color WHEN            auto (default), always or never; NO_COLOR is honoured\n"
         "  -q, --quiet                 no live progress lines on stderr\n"
+        "      --fault TARGET:ACTION[=VALUE][@AFTER]\n"
+        "                              inject a fault for a quick try (repeatable), e.g.\n"
+        "                              work:exit=3, work:signal=SIGKILL@200ms, work:hang,\n"
+        "                              work:oom=32Mi, work:pids=8, work:network=off,\n"
+        "                              work:delay=1s, work:freeze=2s@100ms, :stop@1s\n"
+        "\n"
+        "Scenarios (kind: Scenario; a directory runs every scenario below it):\n"
+        "      --report-dir DIR        one report per scenario, DIR/<scenario>.json\n"
+        "      --junit FILE            JUnit XML, one testcase per scenario\n"
+        "      --dry-run               print what would be injected where; run nothing\n"
+        "      --require CAPABILITY    fail instead of skipping when it is missing\n"
+        "                              (namespaces, cgroup, memory, pids, freezer, seccomp)\n"
         "  -h, --help                  show this help\n"
         "\n"
         "Interrupting (Ctrl-C, SIGTERM) stops the workflow like 'argo stop': steps get\n"
         "SIGTERM, the exit handler still runs, the report is marked interrupted.  A second\n"
         "interrupt terminates ('argo terminate'): the exit handler is killed too.\n"
         "\n"
-        "Exit status: 0 Succeeded; 1 Failed or Error; 2 bad input or usage (nothing runs,\n"
-        "no report); 3 a capability the run needs is missing; 70 internal error;\n"
-        "130/143 interrupted by SIGINT/SIGTERM.\n",
+        "Exit status for a workflow: 0 Succeeded; 1 Failed or Error; 2 bad input or usage\n"
+        "(nothing runs, no report); 3 a capability the run needs is missing; 70 internal\n"
+        "error; 130/143 interrupted by SIGINT/SIGTERM.\n"
+        "For scenarios: 0 every expectation held; 1 one was violated; 2 bad input (nothing\n"
+        "runs); 3 inconclusive (a fault did not fire, a capability is missing); 4 nothing\n"
+        "was exercised.\n",
         out);
 }
 
@@ -94,11 +100,17 @@ static int parse_duration_ms(const char *text, int *out) {
 }
 
 static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err) {
-  enum { OPT_GRACE = 256, OPT_COLOR, OPT_NET, OPT_IMAGE };
+  enum { OPT_GRACE = 256, OPT_COLOR, OPT_NET, OPT_IMAGE, OPT_REPORT_DIR, OPT_JUNIT, OPT_DRY_RUN,
+         OPT_REQUIRE, OPT_FAULT };
   static const struct option longopts[] = {
       {"parameter", required_argument, NULL, 'p'},
       {"parameter-file", required_argument, NULL, 'f'},
       {"image", required_argument, NULL, OPT_IMAGE},
+      {"report-dir", required_argument, NULL, OPT_REPORT_DIR},
+      {"junit", required_argument, NULL, OPT_JUNIT},
+      {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+      {"require", required_argument, NULL, OPT_REQUIRE},
+      {"fault", required_argument, NULL, OPT_FAULT},
       {"report", required_argument, NULL, 'r'},
       {"grace-period", required_argument, NULL, OPT_GRACE},
       {"color", required_argument, NULL, OPT_COLOR},
@@ -160,6 +172,25 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
     case OPT_NET:
       a->isolate_network = true;
       break;
+    case OPT_REPORT_DIR:
+      a->report_dir = optarg;
+      break;
+    case OPT_JUNIT:
+      a->junit_path = optarg;
+      break;
+    case OPT_DRY_RUN:
+      a->dry_run = true;
+      break;
+    case OPT_REQUIRE:
+      if (cli_push(&a->requires, &a->n_requires, optarg) < 0 ||
+          !capability_name_known(optarg))
+        return ep_error_set(err, EP_EXIT_USAGE,
+                            "--require: unknown capability '%s' (namespaces, cgroup, memory, "
+                            "pids, freezer, seccomp)", optarg);
+      break;
+    case OPT_FAULT:
+      cli_push(&a->quick_faults, &a->n_quick_faults, optarg);
+      break;
     case 'q':
       a->quiet = true;
       break;
@@ -174,9 +205,8 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
   }
   if (optind >= argc)
     return ep_error_set(err, EP_EXIT_USAGE, "run needs a workflow file (see exitprobe run --help)");
-  if (optind + 1 < argc)
-    return ep_error_set(err, EP_EXIT_USAGE,
-                        "run takes one workflow file; unexpected '%s'", argv[optind + 1]);
+  a->paths = (const char **)&argv[optind];
+  a->n_paths = (size_t)(argc - optind);
   a->workflow_path = argv[optind];
   return 0;
 }
@@ -213,183 +243,121 @@ static int load_parameter_file(struct run_args *a, struct ydoc **doc_out, ep_err
   return 0;
 }
 
-/* exitprobe-argosay sits beside the binary (installed) or in runner/ (build tree). */
-static char *find_argosay(void) {
-  char self[4096];
-  ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (len <= 0)
-    return NULL;
-  self[len] = '\0';
-  char *slash = strrchr(self, '/');
-  if (slash == NULL)
-    return NULL;
-  *slash = '\0';
-  const char *candidates[] = {"", "/runner"};
-  for (size_t i = 0; i < 2; i++) {
-    char *path = NULL;
-    if (asprintf(&path, "%s%s/exitprobe-argosay", self, candidates[i]) < 0)
-      abort();
-    if (access(path, X_OK) == 0)
-      return path;
-    free(path);
-  }
-  return NULL;
-}
-
-static char *new_uid(void) {
-  unsigned char b[16];
-  if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-    for (size_t i = 0; i < sizeof(b); i++)
-      b[i] = (unsigned char)rand();
-  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-  char *s = NULL;
-  if (asprintf(&s,
-               "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-               b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-               b[13], b[14], b[15]) < 0)
-    abort();
-  return s;
-}
-
-static void list_push(char ***list, size_t *n, const char *s) {
-  *list = realloc(*list, (*n + 1) * sizeof(char *));
-  if (*list == NULL || ((*list)[*n] = strdup(s)) == NULL)
-    abort();
-  (*n)++;
-}
-
-static void describe_environment(struct run_state *st, const struct sandbox_capabilities *caps,
-                                 bool isolate_network) {
-  static const char *const modes[] = {"none", "v1", "hybrid", "v2"};
-  st->cgroup_mode = strdup(modes[caps->cgroup]);
-  if (caps->namespaces) {
-    list_push(&st->namespaces, &st->n_namespaces, "pid");
-    list_push(&st->namespaces, &st->n_namespaces, "mount");
-    list_push(&st->namespaces, &st->n_namespaces, "uts");
-    list_push(&st->namespaces, &st->n_namespaces, "ipc");
-    if (isolate_network)
-      list_push(&st->namespaces, &st->n_namespaces, "network");
-  }
-  st->seccomp = caps->seccomp;
-  run_state_add_note(st, "images are not pulled: steps ran on the host's root filesystem, "
-                         "mounted read-only");
-  for (size_t i = 0; i < caps->n_notes; i++)
-    run_state_add_note(st, "%s", caps->notes[i]);
-}
-
-static int exit_status_for(const struct run_state *st) {
+int exit_status_for(const struct run_state *st) {
   if (st->interrupted)
     return st->interrupt_signal == SIGTERM ? EP_EXIT_SIGTERM : EP_EXIT_SIGINT;
   return st->phase == PHASE_SUCCEEDED ? EP_EXIT_OK : EP_EXIT_FAILED;
 }
 
-static bool want_color(int setting) {
+bool cli_want_color(int setting) {
   if (setting >= 0)
     return setting == 1;
   const char *no_color = getenv("NO_COLOR");
   return (no_color == NULL || *no_color == '\0') && isatty(STDOUT_FILENO);
 }
 
-int cli_run(int argc, char **argv) {
-  struct run_args a = {0};
-  ep_error *err = NULL;
+static void block_interrupts(void) {
+  /* Block the interrupts before any step exists: the controller takes them
+   * from a signalfd, and no step may start between a signal and its handling. */
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+}
+
+/* A single workflow (with --fault quick faults, if any). */
+static int run_single_workflow(struct run_args *a, ep_error **err) {
   struct workflow *wf = NULL;
   struct sandbox_context *sandbox = NULL;
   struct run_state *st = NULL;
+  struct scenario *quick = NULL;
+  struct fault_plan *plan = NULL;
   char *report_path = NULL;
-  char work_dir[] = "/tmp/exitprobe-run-XXXXXX";
-  struct ydoc *param_doc = NULL;
-  char *argosay = NULL;
   int status = EP_EXIT_INTERNAL;
+  if (workflow_load_file(a->workflow_path, a->params, a->n_params, &wf, err) < 0)
+    goto fail;
+  for (size_t i = 0; i < wf->n_warnings; i++)
+    fprintf(stderr, "%s\n", wf->warnings[i]);
+  if (a->n_quick_faults > 0) {
+    if (quick_faults_scenario(a, &quick, err) < 0 || scenario_check_targets(quick, wf, err) < 0)
+      goto fail;
+    plan = fault_plan_new(quick->faults, quick->n_faults, quick->seed, 1.0);
+  }
+  block_interrupts();
+  struct sandbox_options sopts = {.require_namespaces = true, .run_name = wf->name};
+  if (sandbox_context_new(&sopts, &sandbox, err) < 0)
+    goto fail;
+  if (!a->quiet)
+    fprintf(stderr, "exitprobe: running workflow %s (%s)\n", wf->name, a->workflow_path);
+  struct run_request req = {
+      .wf = wf, .workflow_file = a->workflow_path, .sandbox = sandbox, .faults = plan,
+      .grace_ms = a->grace_ms, .isolate_network = a->isolate_network, .quiet = a->quiet,
+      .images = a->images, .n_images = a->n_images,
+  };
+  if (run_workflow(&req, &st, err) < 0)
+    goto fail;
+  fault_plan_record(plan, st);
+  if (a->report_path != NULL)
+    report_path = strdup(a->report_path);
+  else if (asprintf(&report_path, "reports/out/%s.json", wf->name) < 0)
+    abort();
+  struct text_options topts = {.color = cli_want_color(a->color)};
+  report_print_text(st, &topts, stdout);
+  fflush(stdout);
+  if (report_write_json(st, report_path, err) < 0)
+    goto fail;
+  printf("Report: %s\n", report_path);
+  status = exit_status_for(st);
+  goto out;
+fail:
+  ep_error_print(*err, stderr);
+  status = *err ? (*err)->status : EP_EXIT_INTERNAL;
+out:
+  free(report_path);
+  run_state_free(st);
+  sandbox_context_free(sandbox);
+  fault_plan_free(plan);
+  scenario_free(quick);
+  workflow_free(wf);
+  return status;
+}
 
+int cli_run(int argc, char **argv) {
+  struct run_args a = {0};
+  ep_error *err = NULL;
+  struct ydoc *param_doc = NULL;
+  int status;
   int parsed = parse_args(argc, argv, &a, &err);
   if (parsed == 1) {
     print_run_usage(stdout);
     status = EP_EXIT_OK;
     goto out;
   }
-  if (parsed < 0)
-    goto fail;
-  if (a.parameter_file != NULL && load_parameter_file(&a, &param_doc, &err) < 0)
-    goto fail;
-  if (workflow_load_file(a.workflow_path, a.params, a.n_params, &wf, &err) < 0)
-    goto fail;
-  for (size_t i = 0; i < wf->n_warnings; i++)
-    fprintf(stderr, "%s\n", wf->warnings[i]);
-
-  /* Block the interrupts before any step exists: the controller takes them
-   * from a signalfd, and no step may be started between a signal and its handling. */
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigprocmask(SIG_BLOCK, &mask, NULL);
-
-  struct sandbox_options sopts = {.require_namespaces = true, .run_name = wf->name};
-  if (sandbox_context_new(&sopts, &sandbox, &err) < 0)
-    goto fail;
-
-  st = run_state_new();
-  st->workflow_name = strdup(wf->name);
-  st->workflow_file = strdup(a.workflow_path);
-  st->workflow_namespace = strdup(wf->namespace_);
-  st->workflow_uid = new_uid();
-  describe_environment(st, sandbox_context_capabilities(sandbox), a.isolate_network);
-  for (size_t i = 0; i < wf->n_warnings; i++)
-    run_state_add_warning(st, "%s", wf->warnings[i]);
-
-  if (mkdtemp(work_dir) == NULL) {
-    ep_error_set_errno(&err, EP_EXIT_INTERNAL, errno, "cannot create a work directory in /tmp");
-    goto fail;
+  if (parsed < 0 ||
+      (a.parameter_file != NULL && load_parameter_file(&a, &param_doc, &err) < 0)) {
+    ep_error_print(err, stderr);
+    status = err ? err->status : EP_EXIT_INTERNAL;
+    goto out;
   }
-  char *step_dirs = NULL;
-  if (asprintf(&step_dirs, "%s/steps", work_dir) < 0)
-    abort();
-  argosay = find_argosay();
-  struct controller_options copts = {
-      .images = a.images,
-      .n_images = a.n_images,
-      .argosay_path = argosay,
-      .time_scale = 1.0,
-      .grace_period_ms = a.grace_ms,
-      .network_isolated = a.isolate_network,
-      .progress = a.quiet ? NULL : stderr,
-      .work_dir = step_dirs,
-  };
-  if (!a.quiet)
-    fprintf(stderr, "exitprobe: running workflow %s (%s)\n", wf->name, a.workflow_path);
-  int rc = controller_run(wf, sandbox, &copts, st, &err);
-  free(step_dirs);
-  rmdir(work_dir);
-  if (rc < 0)
-    goto fail;
-
-  if (a.report_path != NULL)
-    report_path = strdup(a.report_path);
-  else if (asprintf(&report_path, "reports/out/%s.json", wf->name) < 0)
-    abort();
-  struct text_options topts = {.color = want_color(a.color)};
-  report_print_text(st, &topts, stdout);
-  fflush(stdout);
-  if (report_write_json(st, report_path, &err) < 0)
-    goto fail;
-  printf("Report: %s\n", report_path);
-  status = exit_status_for(st);
-  goto out;
-
-fail:
-  ep_error_print(err, stderr);
-  status = err ? err->status : EP_EXIT_INTERNAL;
+  bool scenario_mode = a.n_paths > 1 || a.report_dir != NULL || a.junit_path != NULL;
+  for (size_t i = 0; i < a.n_paths && !scenario_mode; i++) {
+    struct stat sb;
+    scenario_mode = (stat(a.paths[i], &sb) == 0 && S_ISDIR(sb.st_mode)) ||
+                    scenario_file_looks_like_scenario(a.paths[i]);
+  }
+  if (scenario_mode || a.dry_run) {
+    block_interrupts();
+    status = cli_run_scenarios(&a);
+  } else {
+    status = run_single_workflow(&a, &err);
+  }
 out:
   ep_error_free(&err);
-  free(report_path);
-  run_state_free(st);
-  sandbox_context_free(sandbox);
-  workflow_free(wf);
   free(a.params);
   free(a.images);
-  free(argosay);
+  free(a.requires);
+  free(a.quick_faults);
   ydoc_free(param_doc);
   return status;
 }

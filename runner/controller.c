@@ -15,6 +15,7 @@
 
 #include "controller_internal.h"
 #include "expr.h"
+#include "../injector/faults.h"
 
 char *xasprintf(const char *fmt, ...) {
   char *s = NULL;
@@ -256,6 +257,18 @@ static bool run_workflow_hooks(struct controller *c, struct wf_node *entry) {
   return done;
 }
 
+static void check_shutdown_faults(struct controller *c) {
+  const char *strategy = NULL;
+  int64_t next = 0;
+  if (fault_plan_shutdown_due(c->opts->faults, c->st->started_at_us, now_realtime_us(), c->st,
+                              &strategy, &next) == 1) {
+    bool terminate = strcmp(strategy, "Terminate") == 0;
+    begin_shutdown(c, terminate, terminate ? "terminate (fault)" : "stop (fault)");
+  }
+  if (next != 0)
+    want_wakeup(c, next);
+}
+
 static void check_workflow_deadline(struct controller *c) {
   if (c->deadline_us == 0 || c->deadline_passed)
     return;
@@ -276,7 +289,8 @@ static void reconcile_once(struct controller *c) {
     return;
   set_duration(c);
   check_workflow_deadline(c);
-  enforce_pod_deadlines(c);
+  tend_pods(c);
+  check_shutdown_faults(c);
   struct wf_node *entry = run_top(c, c->wf->name, c->wf->entrypoint, NULL, 0, false);
   if (c->internal_error)
     return;
@@ -353,29 +367,34 @@ static void reconcile(struct controller *c) {
 
 /* ---- signals and shutdown -------------------------------------------- */
 
+void begin_shutdown(struct controller *c, bool terminate, const char *why) {
+  if (!c->stopping && !terminate) {
+    /* Argo's stop: steps get SIGTERM, the exit handler still runs. */
+    c->stopping = true;
+    free(c->st->shutdown);
+    c->st->shutdown = strdup("Stop");
+    progress(c, "  %s: stopping steps; the exit handler still runs", why);
+    signal_pods(c, SIGTERM, false, KILL_SHUTDOWN);
+  } else if (!c->terminating) {
+    /* terminate: everything, the exit handler included, is killed. */
+    c->stopping = true;
+    c->terminating = true;
+    free(c->st->shutdown);
+    c->st->shutdown = strdup("Terminate");
+    progress(c, "  %s: terminating, exit handler included", why);
+    signal_pods(c, SIGKILL, true, KILL_SHUTDOWN);
+  }
+}
+
 static void on_signal(struct controller *c) {
   struct signalfd_siginfo si;
   while (read(c->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
     if (c->st->interrupt_signal == 0)
       c->st->interrupt_signal = (int)si.ssi_signo;
     c->st->interrupted = true;
-    if (!c->stopping) {
-      /* First interrupt: Argo's `stop` -- steps get SIGTERM, the exit handler still runs. */
-      c->stopping = true;
-      free(c->st->shutdown);
-      c->st->shutdown = strdup("Stop");
-      progress(c, "  interrupted (%s): stopping steps; the exit handler still runs. "
-                  "Interrupt again to terminate.",
-               strsignal((int)si.ssi_signo));
-      signal_pods(c, SIGTERM, false, KILL_SHUTDOWN);
-    } else if (!c->terminating) {
-      /* Second interrupt: `terminate` -- everything, exit handler included, is killed. */
-      c->terminating = true;
-      free(c->st->shutdown);
-      c->st->shutdown = strdup("Terminate");
-      progress(c, "  interrupted again: terminating, exit handler included");
-      signal_pods(c, SIGKILL, true, KILL_SHUTDOWN);
-    }
+    /* First interrupt stops, a second one terminates. */
+    begin_shutdown(c, c->stopping, c->stopping ? "interrupted again"
+                                               : "interrupted; interrupt again to terminate");
   }
 }
 
@@ -433,7 +452,12 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
   if (st->started_at_us == 0)
     st->started_at_us = now_realtime_us();
   st->exit_handler.declared = wf->on_exit != NULL;
-  if (wf->active_deadline_seconds != NULL) {
+  int64_t override_ms = 0;
+  if (fault_plan_deadline(opts->faults, "workflow", FAULT_DEADLINE_ACTIVE_DEADLINE_SECONDS,
+                          &override_ms) == 1) {
+    int64_t start = st->started_at_us / 1000000 * 1000000;
+    c.deadline_us = start + (int64_t)((double)override_ms * 1000.0 * opts->time_scale);
+  } else if (wf->active_deadline_seconds != NULL) {
     double secs = 0;
     if (parse_duration_seconds(wf->active_deadline_seconds, true, &secs) < 0) {
       ep_error_set(err, EP_EXIT_USAGE, "spec.activeDeadlineSeconds: '%s' is not a number of "

@@ -22,7 +22,10 @@ struct image_entrypoint {
   const char *entrypoint; /* host path of the program to run */
 };
 
+struct fault_plan;
+
 struct controller_options {
+  struct fault_plan *faults; /* a scenario's faults, or NULL */
   const struct image_entrypoint *images;
   size_t n_images;
   const char *argosay_path; /* built-in entrypoint of argoproj/argosay:v2, or NULL */

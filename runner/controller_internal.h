@@ -9,6 +9,7 @@
 #include "controller.h"
 #include "step_output.h"
 #include "template_vars.h"
+#include "../injector/faults.h"
 
 #define MAX_TEMPLATE_DEPTH 128
 
@@ -44,6 +45,8 @@ struct pod {
   int64_t term_sent_us;    /* when SIGTERM was sent, 0 = not yet */
   bool kill_sent;
   int64_t deadline_us;     /* pod deadline (realtime µs), 0 = none */
+  struct step_faults faults; /* the scenario's faults aimed at this step */
+  struct controller *owner;
   struct pod *next;
 };
 
@@ -77,6 +80,8 @@ struct controller {
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void progress(struct controller *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void want_wakeup(struct controller *c, int64_t at_us);
+/* Begin Argo's stop or terminate (from a signal or a shutdown fault). */
+void begin_shutdown(struct controller *c, bool terminate, const char *why);
 
 /* Substitute one string; on an unresolvable tag *why gets Argo's message. */
 int subst(const char *in, const struct var_scope *scope, char **out, char **why);
@@ -87,7 +92,8 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
 void reap_pod(struct controller *c, struct pod *p);
 void drain_pipe(struct controller *c, struct pod *p, int stream);
 void maybe_finish_pod(struct controller *c, struct pod *p);
-void enforce_pod_deadlines(struct controller *c);
+/* Deadlines, grace periods and timed faults of running pods. */
+void tend_pods(struct controller *c);
 void signal_pods(struct controller *c, int sig, bool include_exit_handler, enum kill_reason why);
 void kill_all_pods(struct controller *c);
 int epoll_add(struct controller *c, int fd, struct watch *w);

@@ -162,7 +162,7 @@ static void execute_suspend(struct controller *c, struct wf_node *node,
     return;
   }
   free(text);
-  int64_t until = node->started_at_us + (int64_t)(secs * 1e6);
+  int64_t until = node->started_at_us + (int64_t)(secs * 1e6 * c->opts->time_scale);
   if (now_realtime_us() >= until)
     node_finish(node, PHASE_SUCCEEDED, NULL);
   else
@@ -366,7 +366,9 @@ static void settle_or_retry(struct controller *c, struct wf_node *node,
     node_finish(node, PHASE_ERROR, why);
     goto out;
   }
-  double max = max_duration_seconds(r, &scope);
+  /* A scenario's timeScale shrinks the controller's clocks, not the steps'. */
+  wait *= c->opts->time_scale;
+  double max = max_duration_seconds(r, &scope) * c->opts->time_scale;
   struct wf_node *first = run_state_find_id(c->st, node->children[0]);
   int64_t now = now_realtime_us();
   if (max > 0 && first != NULL) {

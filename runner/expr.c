@@ -337,15 +337,15 @@ struct symbol {
 
 /* Two-character symbols first so that the longest match wins. */
 static const struct symbol symbols[] = {
-    {"**", OP_POW, M_BOTH},     {"??", OP_COALESCE, M_BOTH}, {"?.", OP_QDOT, M_EXPR},
-    {"==", OP_EQ, M_BOTH},      {"!=", OP_NE, M_BOTH},       {"<=", OP_LE, M_BOTH},
-    {">=", OP_GE, M_BOTH},      {"=~", OP_RE, M_GOVAL},      {"!~", OP_NRE, M_GOVAL},
-    {"&&", OP_AND, M_BOTH},     {"||", OP_OR, M_BOTH},       {"(", OP_LPAREN, M_BOTH},
-    {")", OP_RPAREN, M_BOTH},   {"[", OP_LBRACKET, M_EXPR},  {"]", OP_RBRACKET, M_EXPR},
-    {",", OP_COMMA, M_BOTH},    {"?", OP_QUESTION, M_BOTH},  {":", OP_COLON, M_BOTH},
-    {".", OP_DOT, M_EXPR},      {"<", OP_LT, M_BOTH},        {">", OP_GT, M_BOTH},
-    {"!", OP_NOT, M_BOTH},      {"+", OP_ADD, M_BOTH},       {"-", OP_SUB, M_BOTH},
-    {"*", OP_MUL, M_BOTH},      {"/", OP_DIV, M_BOTH},       {"%", OP_MOD, M_BOTH},
+    {"**", OP_POW, M_BOTH},   {"??", OP_COALESCE, M_BOTH}, {"?.", OP_QDOT, M_EXPR},
+    {"==", OP_EQ, M_BOTH},    {"!=", OP_NE, M_BOTH},       {"<=", OP_LE, M_BOTH},
+    {">=", OP_GE, M_BOTH},    {"=~", OP_RE, M_GOVAL},      {"!~", OP_NRE, M_GOVAL},
+    {"&&", OP_AND, M_BOTH},   {"||", OP_OR, M_BOTH},       {"(", OP_LPAREN, M_BOTH},
+    {")", OP_RPAREN, M_BOTH}, {"[", OP_LBRACKET, M_EXPR},  {"]", OP_RBRACKET, M_EXPR},
+    {",", OP_COMMA, M_BOTH},  {"?", OP_QUESTION, M_BOTH},  {":", OP_COLON, M_BOTH},
+    {".", OP_DOT, M_EXPR},    {"<", OP_LT, M_BOTH},        {">", OP_GT, M_BOTH},
+    {"!", OP_NOT, M_BOTH},    {"+", OP_ADD, M_BOTH},       {"-", OP_SUB, M_BOTH},
+    {"*", OP_MUL, M_BOTH},    {"/", OP_DIV, M_BOTH},       {"%", OP_MOD, M_BOTH},
 };
 
 struct keyword {
@@ -455,12 +455,16 @@ static int lex_number_exprlang(struct parser *p, size_t i, size_t *end) {
   bool is_float = false;
   if (s[j] == '0' && j + 1 < n) {
     char x = s[j + 1];
-    base = (x == 'x' || x == 'X') ? 16 : (x == 'o' || x == 'O') ? 8 : (x == 'b' || x == 'B') ? 2 : 10;
+    base = (x == 'x' || x == 'X')   ? 16
+           : (x == 'o' || x == 'O') ? 8
+           : (x == 'b' || x == 'B') ? 2
+                                    : 10;
     if (base != 10)
       j += 2;
   }
   size_t digits_from = j;
-  while (j < n && (s[j] == '_' || (base == 16 ? is_hex((unsigned char)s[j]) : is_digit((unsigned char)s[j]))))
+  while (j < n && (s[j] == '_' ||
+                   (base == 16 ? is_hex((unsigned char)s[j]) : is_digit((unsigned char)s[j]))))
     j++;
   if (base == 10 && j < n && s[j] == '.' && !(j + 1 < n && s[j + 1] == '.')) {
     is_float = true;
@@ -740,8 +744,12 @@ static int lex(struct parser *p) {
       i++;
       continue;
     }
+    if (p->ntoks >= EXPR_MAX_TOKENS)
+      return fail_at(p, i, "expression has too many tokens (more than %d)", EXPR_MAX_TOKENS);
     bool govaluate = p->mode == EXPR_GOVALUATE;
-    bool starts_number = is_digit(c) || (c == '.' && (govaluate || (i + 1 < p->src_len && is_digit((unsigned char)p->src[i + 1]))));
+    bool starts_number =
+        is_digit(c) ||
+        (c == '.' && (govaluate || (i + 1 < p->src_len && is_digit((unsigned char)p->src[i + 1]))));
     bool starts_word = is_alpha(c) || c >= 0x80 || (!govaluate && (c == '_' || c == '$'));
     if (starts_number || starts_word) {
       r = lex_probe_name(p, i, &end);
@@ -803,8 +811,8 @@ static int expect_close(struct parser *p, enum op op, const char *what, size_t o
   const struct token *t = peek(p);
   if (t->kind == T_END)
     return fail_at(p, t->off, "missing '%s' for the one opened at offset %zu", what, open_off);
-  return fail_at(p, t->off, "expected '%s' (opened at offset %zu) but found '%.*s'", what,
-                 open_off, span_len(t->len), p->src + t->off);
+  return fail_at(p, t->off, "expected '%s' (opened at offset %zu) but found '%.*s'", what, open_off,
+                 span_len(t->len), p->src + t->off);
 }
 
 static int new_node(struct parser *p, enum node_kind kind, size_t off, size_t len) {
@@ -812,8 +820,8 @@ static int new_node(struct parser *p, enum node_kind kind, size_t off, size_t le
     p->nodes_cap = p->nodes_cap ? p->nodes_cap * 2 : 16;
     p->nodes = xrealloc(p->nodes, p->nodes_cap * sizeof(*p->nodes));
   }
-  p->nodes[p->nnodes] = (struct node){.kind = kind, .off = off, .len = len, .height = 1,
-                                      .a = -1, .b = -1, .c = -1, .next = -1};
+  p->nodes[p->nnodes] = (struct node){
+      .kind = kind, .off = off, .len = len, .height = 1, .a = -1, .b = -1, .c = -1, .next = -1};
   return (int)p->nnodes++;
 }
 
@@ -860,14 +868,31 @@ static int binary_prec(enum expr_mode mode, enum op op, bool *right_assoc) {
     return 10;
   case OP_AND:
     return 15;
-  case OP_EQ: case OP_NE: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_RE:
-  case OP_NRE: case OP_IN: case OP_NOT_IN: case OP_MATCHES: case OP_NOT_MATCHES:
-  case OP_CONTAINS: case OP_NOT_CONTAINS: case OP_STARTS: case OP_NOT_STARTS: case OP_ENDS:
+  case OP_EQ:
+  case OP_NE:
+  case OP_LT:
+  case OP_LE:
+  case OP_GT:
+  case OP_GE:
+  case OP_RE:
+  case OP_NRE:
+  case OP_IN:
+  case OP_NOT_IN:
+  case OP_MATCHES:
+  case OP_NOT_MATCHES:
+  case OP_CONTAINS:
+  case OP_NOT_CONTAINS:
+  case OP_STARTS:
+  case OP_NOT_STARTS:
+  case OP_ENDS:
   case OP_NOT_ENDS:
     return 20;
-  case OP_ADD: case OP_SUB:
+  case OP_ADD:
+  case OP_SUB:
     return 30;
-  case OP_MUL: case OP_DIV: case OP_MOD:
+  case OP_MUL:
+  case OP_DIV:
+  case OP_MOD:
     return 60;
   case OP_POW:
     *right_assoc = mode == EXPR_EXPRLANG;
@@ -923,9 +948,9 @@ static const struct {
   const char *name;
   enum fn fn;
 } functions[] = {
-    {"asInt", FN_INT},   {"int", FN_INT},     {"asFloat", FN_FLOAT}, {"float", FN_FLOAT},
-    {"string", FN_STRING}, {"len", FN_LEN},   {"lower", FN_LOWER},   {"upper", FN_UPPER},
-    {"trim", FN_TRIM},
+    {"asInt", FN_INT},   {"int", FN_INT},       {"asFloat", FN_FLOAT},
+    {"float", FN_FLOAT}, {"string", FN_STRING}, {"len", FN_LEN},
+    {"lower", FN_LOWER}, {"upper", FN_UPPER},   {"trim", FN_TRIM},
 };
 
 static int parse_call(struct parser *p, const struct token *name) {
@@ -1227,80 +1252,176 @@ static int translate_bracket(const char *s, size_t *i, struct sbuf *out, const c
   return 0;
 }
 
+/* Go rejects counts above 1000 and nested counts whose product is above
+ * 1000; glibc would instead expand them into huge automata. */
+#define RE_MAX_REPEAT 1000
+#define RE_MAX_GROUPS 1000
+
+struct re_state {
+  struct sbuf out;
+  int group_max[RE_MAX_GROUPS + 1]; /* largest repeat product inside each open group */
+  int depth;
+  int last_inner; /* repeat product inside the atom a quantifier would apply to */
+  bool after_quantifier;
+};
+
+/* `{m}`, `{m,}` or `{m,n}` at pat[i]: its length, or 0 for a literal brace. */
+static size_t parse_interval(const char *pat, size_t i, long *min, long *max) {
+  size_t j = i + 1;
+  *min = 0;
+  *max = -1;
+  if (!is_digit((unsigned char)pat[j]))
+    return 0;
+  for (; is_digit((unsigned char)pat[j]); j++)
+    *min = *min > 100000 ? *min : *min * 10 + (pat[j] - '0');
+  if (pat[j] == ',') {
+    j++;
+    if (is_digit((unsigned char)pat[j]))
+      *max = 0;
+    for (; is_digit((unsigned char)pat[j]); j++)
+      *max = *max > 100000 ? *max : *max * 10 + (pat[j] - '0');
+  } else {
+    *max = *min;
+  }
+  return pat[j] == '}' ? j + 1 - i : 0;
+}
+
+static int re_interval(struct re_state *st, const char *pat, size_t *i, const char **why) {
+  long min, max;
+  size_t n = parse_interval(pat, *i, &min, &max);
+  if (n == 0) {
+    sb_add(&st->out, "\\{"); /* RE2 reads a brace that starts no interval literally */
+    st->last_inner = 1;
+    (*i)++;
+    return 0;
+  }
+  long count = max >= 0 ? max : min;
+  if (min > RE_MAX_REPEAT || max > RE_MAX_REPEAT || (max >= 0 && max < min)) {
+    *why = "invalid repeat count";
+    return -1;
+  }
+  long product = count > 0 ? count * st->last_inner : st->last_inner;
+  if (product > RE_MAX_REPEAT) {
+    *why = "invalid nested repetition (counts multiply beyond 1000)";
+    return -1;
+  }
+  if (product > st->group_max[st->depth])
+    st->group_max[st->depth] = (int)product;
+  sb_addn(&st->out, pat + *i, n);
+  *i += n;
+  st->after_quantifier = true;
+  return 0;
+}
+
+static int re_escape(struct re_state *st, const char *pat, size_t *i, const char **why) {
+  static const char *const classes[][2] = {
+      {"d", "[0-9]"},
+      {"D", "[^0-9]"},
+      {"s", "[[:space:]]"},
+      {"S", "[^[:space:]]"},
+      {"w", "[[:alnum:]_]"},
+      {"W", "[^[:alnum:]_]"},
+      {"A", "^"},
+      {"z", "$"},
+      {"t", "\t"},
+      {"n", "\n"},
+      {"r", "\r"},
+      {"f", "\f"},
+      {"v", "\v"},
+      {"b", "\\b"},
+      {"B", "\\B"},
+  };
+  char e = pat[*i + 1];
+  const char *rep = NULL;
+  for (size_t k = 0; e != '\0' && k < sizeof(classes) / sizeof(classes[0]); k++)
+    if (classes[k][0][0] == e)
+      rep = classes[k][1];
+  if (rep != NULL) {
+    sb_add(&st->out, rep);
+  } else if (e != '\0' && !is_alnum((unsigned char)e) && (unsigned char)e < 0x80) {
+    /* POSIX leaves a backslash before an ordinary character undefined. */
+    if (strchr(".[]()*+?{}|^$\\", e) != NULL)
+      sb_addc(&st->out, '\\');
+    sb_addc(&st->out, e);
+  } else {
+    *why = e == '\0' ? "trailing backslash" : "unsupported escape";
+    return -1;
+  }
+  *i += 2;
+  return 0;
+}
+
+static int re_open_group(struct re_state *st, const char *pat, size_t *i, const char **why) {
+  if (pat[*i + 1] != '?') {
+    (*i)++;
+  } else if (pat[*i + 2] == ':') {
+    *i += 3;
+  } else if (pat[*i + 2] == '<' || (pat[*i + 2] == 'P' && pat[*i + 3] == '<')) {
+    const char *gt = strchr(pat + *i, '>');
+    if (gt == NULL) {
+      *why = "unterminated group name";
+      return -1;
+    }
+    *i = (size_t)(gt + 1 - pat);
+  } else {
+    *why = "unsupported group flags";
+    return -1;
+  }
+  if (st->depth == RE_MAX_GROUPS) {
+    *why = "groups nested too deeply";
+    return -1;
+  }
+  st->group_max[++st->depth] = 1;
+  sb_addc(&st->out, '(');
+  return 0;
+}
+
 /* Translate the RE2 forms listed in expr.h into POSIX ERE. */
 static int re2_to_ere(const char *pat, char **out, int *cflags, const char **why) {
-  struct sbuf b = {0};
+  struct re_state st = {.depth = 0, .last_inner = 1};
+  st.group_max[0] = 1;
   size_t i = 0;
-  bool after_quantifier = false, in_repeat = false;
+  int rc = 0;
   *cflags = REG_EXTENDED | REG_NOSUB;
   if (strncmp(pat, "(?i)", 4) == 0) {
     *cflags |= REG_ICASE;
     i = 4;
   }
-  while (pat[i] != '\0') {
+  while (rc == 0 && pat[i] != '\0') {
     char c = pat[i];
-    bool quantifier = false;
+    bool was_quantifier = st.after_quantifier;
+    st.after_quantifier = false;
     if (c == '\\') {
-      char e = pat[i + 1];
-      static const char *const classes[][2] = {
-          {"d", "[0-9]"}, {"D", "[^0-9]"}, {"s", "[[:space:]]"}, {"S", "[^[:space:]]"},
-          {"w", "[[:alnum:]_]"}, {"W", "[^[:alnum:]_]"}, {"A", "^"}, {"z", "$"},
-          {"t", "\t"}, {"n", "\n"}, {"r", "\r"}, {"f", "\f"}, {"v", "\v"},
-          {"b", "\\b"}, {"B", "\\B"},
-      };
-      const char *rep = NULL;
-      for (size_t k = 0; e != '\0' && k < sizeof(classes) / sizeof(classes[0]); k++)
-        if (classes[k][0][0] == e)
-          rep = classes[k][1];
-      if (rep != NULL) {
-        sb_add(&b, rep);
-      } else if (e != '\0' && !is_alnum((unsigned char)e) && (unsigned char)e < 0x80) {
-        /* POSIX leaves a backslash before an ordinary character undefined. */
-        if (strchr(".[]()*+?{}|^$\\", e) != NULL)
-          sb_addc(&b, '\\');
-        sb_addc(&b, e);
-      } else {
-        free(b.p);
-        *why = e == '\0' ? "trailing backslash" : "unsupported escape";
-        return -1;
-      }
-      i += 2;
+      rc = re_escape(&st, pat, &i, why);
+      st.last_inner = 1;
     } else if (c == '[') {
-      if (translate_bracket(pat, &i, &b, why) < 0) {
-        free(b.p);
-        return -1;
-      }
-    } else if (c == '(' && pat[i + 1] == '?') {
-      if (pat[i + 2] == ':') {
-        i += 3;
-      } else if (pat[i + 2] == '<' || (pat[i + 2] == 'P' && pat[i + 3] == '<')) {
-        const char *gt = strchr(pat + i, '>');
-        if (gt == NULL) {
-          free(b.p);
-          *why = "unterminated group name";
-          return -1;
-        }
-        i = (size_t)(gt + 1 - pat);
-      } else {
-        free(b.p);
-        *why = "unsupported group flags";
-        return -1;
-      }
-      sb_addc(&b, '(');
-    } else if (c == '?' && after_quantifier) {
+      rc = translate_bracket(pat, &i, &st.out, why);
+      st.last_inner = 1;
+    } else if (c == '(') {
+      rc = re_open_group(&st, pat, &i, why);
+    } else if (c == ')' && st.depth > 0) {
+      st.last_inner = st.group_max[st.depth--];
+      if (st.last_inner > st.group_max[st.depth])
+        st.group_max[st.depth] = st.last_inner;
+      sb_addc(&st.out, ')');
+      i++;
+    } else if (c == '{') {
+      rc = re_interval(&st, pat, &i, why);
+    } else if (c == '?' && was_quantifier) {
       i++; /* lazy quantifier: same yes/no answer as the greedy one */
     } else {
-      sb_addc(&b, c);
-      if (c == '{' && is_digit((unsigned char)pat[i + 1]))
-        in_repeat = true;
-      quantifier = c == '*' || c == '+' || c == '?' || (c == '}' && in_repeat);
-      if (c == '}')
-        in_repeat = false;
+      sb_addc(&st.out, c);
+      st.after_quantifier = c == '*' || c == '+' || c == '?';
+      if (!st.after_quantifier)
+        st.last_inner = 1;
       i++;
     }
-    after_quantifier = quantifier;
   }
-  *out = sb_take(&b);
+  if (rc < 0) {
+    free(st.out.p);
+    return -1;
+  }
+  *out = sb_take(&st.out);
   return 0;
 }
 
@@ -1338,8 +1459,8 @@ static int op_error(struct parser *p, const struct node *n, const char *what,
   if (r == NULL)
     return fail_at(p, n->off, "'%.*s' %s, got %s", span_len(n->len), p->src + n->off, what, dl);
   describe(r, dr, sizeof(dr));
-  return fail_at(p, n->off, "'%.*s' %s, got %s and %s", span_len(n->len), p->src + n->off, what,
-                 dl, dr);
+  return fail_at(p, n->off, "'%.*s' %s, got %s and %s", span_len(n->len), p->src + n->off, what, dl,
+                 dr);
 }
 
 /* Calls the lookup; returns 1 found, 0 unknown, -1 error. */
@@ -1373,7 +1494,8 @@ static int eval_word(struct parser *p, const struct node *n, struct expr_value *
   /* govaluate reads a dotted word as a parameter accessor, which Argo
    * never turns into a string: with no such parameter it fails. */
   if (strchr(n->name, '.') != NULL)
-    return fail_at(p, n->off, "no parameter '%s' found (a dotted word is an accessor, not a string; quote it)",
+    return fail_at(p, n->off,
+                   "no parameter '%s' found (a dotted word is an accessor, not a string; quote it)",
                    n->name);
   expr_value_set_string(out, n->name);
   return 0;
@@ -1467,9 +1589,8 @@ static int eval_arith(struct parser *p, const struct node *n, const struct expr_
                       const struct expr_value *r, struct expr_value *out) {
   bool numbers = l->type == EXPR_NUMBER && r->type == EXPR_NUMBER;
   if (n->op == OP_ADD && !numbers) {
-    bool concat = p->mode == EXPR_GOVALUATE
-                      ? (l->type == EXPR_STRING || r->type == EXPR_STRING)
-                      : (l->type == EXPR_STRING && r->type == EXPR_STRING);
+    bool concat = p->mode == EXPR_GOVALUATE ? (l->type == EXPR_STRING || r->type == EXPR_STRING)
+                                            : (l->type == EXPR_STRING && r->type == EXPR_STRING);
     if (!concat)
       return op_error(p, n, "needs two numbers or two strings", l, r);
     char *a = expr_value_to_string(l), *b = expr_value_to_string(r);
@@ -1522,12 +1643,17 @@ static int eval_string_op(struct parser *p, const struct node *n, const struct e
     return op_error(p, n, "needs two strings", l, r);
   size_t ll = strlen(l->str), rl = strlen(r->str);
   switch (n->op) {
-  case OP_RE: case OP_NRE: case OP_MATCHES: case OP_NOT_MATCHES:
+  case OP_RE:
+  case OP_NRE:
+  case OP_MATCHES:
+  case OP_NOT_MATCHES:
     return regex_match(p, n->off, l->str, r->str, res);
-  case OP_CONTAINS: case OP_NOT_CONTAINS:
+  case OP_CONTAINS:
+  case OP_NOT_CONTAINS:
     *res = strstr(l->str, r->str) != NULL;
     return 0;
-  case OP_STARTS: case OP_NOT_STARTS:
+  case OP_STARTS:
+  case OP_NOT_STARTS:
     *res = rl <= ll && memcmp(l->str, r->str, rl) == 0;
     return 0;
   default:
@@ -1587,9 +1713,11 @@ static int eval_logical(struct parser *p, const struct node *n, struct expr_valu
 
 static int eval_binary(struct parser *p, const struct node *n, struct expr_value *out) {
   switch (n->op) {
-  case OP_AND: case OP_OR:
+  case OP_AND:
+  case OP_OR:
     return eval_logical(p, n, out);
-  case OP_IN: case OP_NOT_IN:
+  case OP_IN:
+  case OP_NOT_IN:
     return eval_in(p, n, out);
   case OP_COALESCE:
     if (eval(p, n->a, out) < 0)
@@ -1606,19 +1734,31 @@ static int eval_binary(struct parser *p, const struct node *n, struct expr_value
   if (eval(p, n->a, &l) < 0 || eval(p, n->b, &r) < 0)
     goto cleanup;
   switch (n->op) {
-  case OP_EQ: case OP_NE:
+  case OP_EQ:
+  case OP_NE:
     expr_value_set_bool(out, values_equal(&l, &r) == (n->op == OP_EQ));
     rc = 0;
     break;
-  case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case OP_LT:
+  case OP_LE:
+  case OP_GT:
+  case OP_GE:
     rc = eval_compare(p, n, &l, &r, &res);
     if (rc == 0)
       expr_value_set_bool(out, res);
     break;
-  case OP_NRE: case OP_NOT_MATCHES: case OP_NOT_CONTAINS: case OP_NOT_STARTS: case OP_NOT_ENDS:
+  case OP_NRE:
+  case OP_NOT_MATCHES:
+  case OP_NOT_CONTAINS:
+  case OP_NOT_STARTS:
+  case OP_NOT_ENDS:
     negate = true;
     /* fall through */
-  case OP_RE: case OP_MATCHES: case OP_CONTAINS: case OP_STARTS: case OP_ENDS:
+  case OP_RE:
+  case OP_MATCHES:
+  case OP_CONTAINS:
+  case OP_STARTS:
+  case OP_ENDS:
     rc = eval_string_op(p, n, &l, &r, &res);
     if (rc == 0)
       expr_value_set_bool(out, res != negate);
@@ -1716,9 +1856,10 @@ static int eval_call(struct parser *p, const struct node *n, struct expr_value *
         }
         num = trunc(num);
       }
-    } else if (v.type != EXPR_STRING ||
-               !(n->fn == FN_INT ? parse_int_strict(v.str, &num) : parse_float_strict(v.str, &num))) {
-      rc = op_error(p, n, n->fn == FN_INT ? "cannot convert to an integer" : "cannot convert to a float",
+    } else if (v.type != EXPR_STRING || !(n->fn == FN_INT ? parse_int_strict(v.str, &num)
+                                                          : parse_float_strict(v.str, &num))) {
+      rc = op_error(p, n,
+                    n->fn == FN_INT ? "cannot convert to an integer" : "cannot convert to a float",
                     &v, NULL);
       break;
     }
@@ -1734,7 +1875,9 @@ static int eval_call(struct parser *p, const struct node *n, struct expr_value *
     }
     expr_value_set_number(out, (double)strlen(v.str));
     break;
-  case FN_LOWER: case FN_UPPER: case FN_TRIM: {
+  case FN_LOWER:
+  case FN_UPPER:
+  case FN_TRIM: {
     if (v.type != EXPR_STRING) {
       rc = op_error(p, n, "needs a string", &v, NULL);
       break;
@@ -1824,8 +1967,8 @@ int expr_eval(const char *text, enum expr_mode mode, expr_lookup_fn lookup, void
   if (len > EXPR_MAX_LENGTH)
     return ep_error_set(err, EP_EXIT_USAGE, "expression too long (more than %d bytes)",
                         EXPR_MAX_LENGTH);
-  struct parser p = {.src = text, .src_len = len, .mode = mode, .lookup = lookup, .ctx = ctx,
-                     .err = err};
+  struct parser p = {
+      .src = text, .src_len = len, .mode = mode, .lookup = lookup, .ctx = ctx, .err = err};
   int rc = -1;
   if (lex(&p) < 0)
     goto cleanup;
@@ -1857,7 +2000,8 @@ int expr_eval_bool(const char *text, enum expr_mode mode, expr_lookup_fn lookup,
     char d[96];
     describe(&v, d, sizeof(d));
     expr_value_clear(&v);
-    return ep_error_set(err, EP_EXIT_USAGE, "expression does not evaluate to a boolean (got %s)", d);
+    return ep_error_set(err, EP_EXIT_USAGE, "expression does not evaluate to a boolean (got %s)",
+                        d);
   }
   *out = v.b;
   return 0;

@@ -64,10 +64,13 @@
  *  inside brackets: \d \s \w), \A \z, \t \n \r \f \v, escaped punctuation
  *  (also `\]` `\-` `\^` inside brackets), (?:...), (?P<n>...), a leading
  *  (?i), and lazy quantifiers (`*?` and friends become greedy, which gives
- *  the same match/no-match answer).  Differences from RE2: other flag
- *  groups, \pN classes and \Q..\E are rejected; matching is bytewise in the
- *  C locale (`.` matches one byte, not one UTF-8 character); \b is the GNU
- *  word boundary.  Like Go, a match anywhere in the string counts.
+ *  the same match/no-match answer).  As in Go, a repeat count above 1000,
+ *  or nested counts multiplying beyond 1000, is an error (glibc would
+ *  build a huge automaton), and a match anywhere in the string counts.
+ *  Differences from RE2: other flag groups, \pN classes, \Q..\E and
+ *  back-references are rejected; matching is bytewise in the C locale
+ *  (`.` matches one byte, not one UTF-8 character); \b is the GNU word
+ *  boundary.
  *
  *  Conversions to text (string(), `+` concatenation in govaluate mode,
  *  expr_value_to_string) write integral numbers below 1e21 without
@@ -84,7 +87,8 @@
  *  blank text is an error ("empty expression"): the caller decides what an
  *  absent condition means.
  *
- *  Hostile input is bounded: at most EXPR_MAX_LENGTH bytes, parentheses /
+ *  Hostile input is bounded: at most EXPR_MAX_LENGTH bytes and
+ *  EXPR_MAX_TOKENS tokens, parentheses /
  *  prefix operators nested at most EXPR_MAX_NESTING deep, and syntax trees
  *  at most EXPR_MAX_TREE_DEPTH deep (a chain `a && b && ...` of more than
  *  that many terms is rejected rather than risking the stack). */
@@ -98,6 +102,7 @@
 #define EXPR_MAX_LENGTH (1024 * 1024)
 #define EXPR_MAX_NESTING 256
 #define EXPR_MAX_TREE_DEPTH 1024
+#define EXPR_MAX_TOKENS 65536
 
 enum expr_mode {
   EXPR_GOVALUATE,

@@ -15,6 +15,8 @@ static void print_usage(FILE *out) {
         "\n"
         "Commands:\n"
         "  run WORKFLOW.yaml    run a workflow and write a JSON report\n"
+        "  run SCENARIO|DIR...  run scenarios: inject faults, check expectations\n"
+        "  validate FILE...     check workflows and scenarios without running them\n"
         "\n"
         "Run 'exitprobe COMMAND --help' for a command's options.\n"
         "\n"
@@ -40,6 +42,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "run") == 0)
     return cli_run(argc - 1, argv + 1);
+  if (strcmp(cmd, "validate") == 0)
+    return cli_validate(argc - 1, argv + 1);
   fprintf(stderr, "exitprobe: unknown command '%s'\n\n", cmd);
   print_usage(stderr);
   return EP_EXIT_USAGE;

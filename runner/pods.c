@@ -146,6 +146,7 @@ static int resolve_step(const struct controller *c, const struct wf_template *t,
 
 static void pod_free(struct pod *p) {
   step_output_free(&p->output);
+  step_faults_clear(&p->faults);
   if (p->step.stdout_fd >= 0)
     close(p->step.stdout_fd);
   if (p->step.stderr_fd >= 0)
@@ -172,7 +173,16 @@ static int pod_deadline(struct controller *c, const struct wf_template *t,
                         char **why) {
   int64_t now = now_realtime_us(), deadline = 0;
   const char *texts[2] = {t->active_deadline_seconds, t->timeout};
+  static const enum fault_deadline_field fields[2] = {FAULT_DEADLINE_ACTIVE_DEADLINE_SECONDS,
+                                                      FAULT_DEADLINE_TIMEOUT};
   for (int i = 0; i < 2; i++) {
+    int64_t override_ms;
+    if (fault_plan_deadline(c->opts->faults, t->name, fields[i], &override_ms) == 1) {
+      int64_t at = now + (int64_t)((double)override_ms * 1000.0 * c->opts->time_scale);
+      if (deadline == 0 || at < deadline)
+        deadline = at;
+      continue;
+    }
     if (texts[i] == NULL)
       continue;
     char *text = NULL;
@@ -195,6 +205,13 @@ static int pod_deadline(struct controller *c, const struct wf_template *t,
   return 0;
 }
 
+static void on_output_line(void *ctx, const char *line, size_t len) {
+  struct pod *p = ctx;
+  if (!p->exited)
+    fault_plan_output_line(p->owner->opts->faults, p->node, &p->faults, &p->step, line, len,
+                           now_realtime_us());
+}
+
 void launch_pod(struct controller *c, struct wf_node *node, const struct wf_template *t,
                 const struct var_scope *scope, const struct exec_ctx *x) {
   struct resolved_step r = {0};
@@ -209,6 +226,11 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
   /* spec.parallelism: the node waits, Pending, for a free slot. */
   if (c->wf->parallelism > 0 && (long)c->n_pods >= c->wf->parallelism)
     goto done;
+  int64_t delay = fault_plan_delay(c->opts->faults, node, now_realtime_us());
+  if (delay > 0) {
+    want_wakeup(c, now_realtime_us() + delay);
+    goto done;
+  }
   if (pod_deadline(c, t, scope, x, &p->deadline_us, &why) < 0) {
     node_finish(node, PHASE_ERROR, why);
     goto done;
@@ -241,6 +263,7 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
       .pids_limit = t->pids_limit,
       .network_isolated = c->opts->network_isolated,
   };
+  fault_plan_prepare_step(c->opts->faults, node, &spec, &p->faults);
   if (sandbox_launch(c->sandbox, &spec, &p->step, &e) < 0) {
     /* A launch the machine refused is the machinery failing: Error, not Failed. */
     char *msg = xasprintf("failed to start the step: %s", e->message);
@@ -251,6 +274,10 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
   }
   p->node = node;
   p->tmpl = t;
+  p->owner = c;
+  p->output.on_line = on_output_line;
+  p->output.on_line_ctx = p;
+  fault_plan_step_started(c->opts->faults, node, &p->faults, &p->step, now_realtime_us());
   p->in_exit_handler = x->in_exit_handler;
   p->watches[0] = (struct watch){WATCH_PIDFD, p};
   p->watches[1] = (struct watch){WATCH_STDOUT, p};
@@ -339,6 +366,7 @@ static int collect_output_parameters(struct pod *p, char **why) {
 static void settle_pod(struct controller *c, struct pod *p) {
   struct wf_node *node = p->node;
   const struct sandbox_result *res = &p->result;
+  fault_plan_step_ended(c->opts->faults, node, &p->faults, res, now_realtime_us());
   node->has_exit_code = true;
   node->exit_code = res->exit_code;
   node->signal = res->signal;
@@ -442,12 +470,15 @@ void reap_pod(struct controller *c, struct pod *p) {
 
 /* Deadlines of running pods: SIGTERM when a deadline passes, SIGKILL when
  * the grace period after any SIGTERM is over. */
-void enforce_pod_deadlines(struct controller *c) {
+void tend_pods(struct controller *c) {
   int64_t now = now_realtime_us();
   int64_t grace = (int64_t)c->opts->grace_period_ms * 1000;
   for (struct pod *p = c->pods; p; p = p->next) {
     if (p->exited)
       continue;
+    int64_t next = fault_plan_tick(c->opts->faults, p->node, &p->faults, &p->step, now);
+    if (next != 0)
+      want_wakeup(c, next);
     if (p->kill_reason == KILL_NONE && c->deadline_passed && !p->in_exit_handler) {
       p->kill_reason = KILL_WF_DEADLINE;
     } else if (p->kill_reason == KILL_NONE && p->deadline_us != 0 && now >= p->deadline_us) {

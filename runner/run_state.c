@@ -312,6 +312,15 @@ void run_state_free(struct run_state *st) {
   free_strv(st->namespaces, st->n_namespaces);
   free_strv(st->notes, st->n_notes);
   free_strv(st->warnings, st->n_warnings);
+  for (size_t i = 0; i < st->n_faults; i++) {
+    struct fault_record *f = &st->faults[i];
+    free(f->action);
+    free(f->description);
+    free(f->target);
+    free(f->node_id);
+    free(f->detail);
+  }
+  free(st->faults);
   free(st);
 }
 

@@ -86,6 +86,17 @@ struct exit_handler_record {
   char *node_id;
 };
 
+/* A fault a scenario asked for, and what became of it. */
+struct fault_record {
+  char *action;       /* "signal", "oom", ... */
+  char *description;  /* "signal SIGKILL to 'work' after 200ms" */
+  char *target;       /* NULL for workflow-level faults */
+  bool fired;
+  int64_t fired_at_us;
+  char *node_id;      /* the node it fired on, NULL if none */
+  char *detail;       /* what was observed, e.g. "oom_kill counter 0 -> 1" */
+};
+
 struct run_state {
   char *workflow_name;
   char *workflow_file;
@@ -115,6 +126,13 @@ struct run_state {
   size_t n_notes;
   char **warnings;           /* unsupported fields and the like, with file:line:col */
   size_t n_warnings;
+
+  /* Scenario runs */
+  struct fault_record *faults;
+  size_t n_faults;
+  bool has_seed;
+  uint64_t seed;
+  double time_scale;         /* 0 = not scaled (1) */
 };
 
 struct run_state *run_state_new(void);

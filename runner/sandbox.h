@@ -65,6 +65,15 @@ const struct sandbox_capabilities *sandbox_context_capabilities(const struct san
 /* Kill every step still running, remove every cgroup this context created. */
 void sandbox_context_free(struct sandbox_context *ctx);
 
+/* A system call made to fail inside the step (a scenario's syscall fault). */
+struct sandbox_syscall_fault {
+  int nr;            /* native syscall number */
+  int errno_value;   /* what the call returns, as -errno */
+  bool always;       /* fail every call in the filter itself; otherwise the
+                        supervisor decides each call (seccomp user notification) */
+  size_t tag;        /* passed back to the decision callback */
+};
+
 struct sandbox_step_spec {
   const char *name;        /* unique per context (node id): names the step cgroup */
   const char *hostname;    /* pod name; truncated to 63 bytes */
@@ -80,6 +89,8 @@ struct sandbox_step_spec {
   uint64_t memory_limit;   /* bytes; 0 = default */
   int64_t pids_limit;      /* 0 = default; -1 = unlimited */
   bool network_isolated;   /* new network namespace with loopback only */
+  const struct sandbox_syscall_fault *syscall_faults;
+  size_t n_syscall_faults;
 };
 
 struct sandbox_step {
@@ -87,8 +98,19 @@ struct sandbox_step {
   int pidfd;     /* readable when init exits; owned */
   int stdout_fd; /* read ends, non-blocking, CLOEXEC; owned; -1 once closed */
   int stderr_fd;
+  int notify_fd; /* seccomp user-notification listener when a syscall fault needs the
+                    supervisor to decide (readable when a call waits); -1 otherwise */
   struct sandbox_step_private *priv; /* cgroup paths etc. */
 };
+
+/* Decide one trapped call: return an errno to make it fail, 0 to let it run. */
+typedef int (*sandbox_syscall_decider)(void *ctx, size_t tag, int nr);
+
+/* Call when step->notify_fd is readable: receives one notification, asks
+ * decide(ctx, tag, nr) and answers the kernel.  A call of a process that is
+ * gone is ignored. */
+int sandbox_handle_notification(struct sandbox_step *step, sandbox_syscall_decider decide,
+                                 void *ctx, ep_error **err);
 
 struct sandbox_result {
   int exit_code;        /* the step's status as Argo reports it: N, or 128+signal */

@@ -47,9 +47,13 @@ void step_output_feed(struct step_output *out, int stream, const char *data, siz
     if (pending->len > 0) {
       lb_append(pending, data, line_len);
       node_append_log(node, pending->data, pending->len);
+      if (out->on_line)
+        out->on_line(out->on_line_ctx, pending->data, pending->len);
       pending->len = 0;
     } else {
       node_append_log(node, data, line_len);
+      if (out->on_line)
+        out->on_line(out->on_line_ctx, data, line_len);
     }
     data += line_len;
     len -= line_len;
@@ -61,6 +65,8 @@ void step_output_flush(struct step_output *out, int stream, struct wf_node *node
   if (pending->len > 0) {
     lb_append(pending, "\n", 1);
     node_append_log(node, pending->data, pending->len);
+    if (out->on_line)
+      out->on_line(out->on_line_ctx, pending->data, pending->len);
     pending->len = 0;
   }
 }

@@ -18,6 +18,9 @@ struct line_buffer {
 
 struct step_output {
   struct line_buffer pending[2]; /* [0] stdout, [1] stderr: bytes after the last newline */
+  /* Called with each complete line (newline included) as it is logged. */
+  void (*on_line)(void *ctx, const char *line, size_t len);
+  void *on_line_ctx;
   struct line_buffer stdout_all;
   bool stdout_truncated;
 };

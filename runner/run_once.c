@@ -1,0 +1,120 @@
+#include "run_once.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* exitprobe-argosay sits beside the binary (installed) or in runner/ (build tree). */
+static char *find_argosay(void) {
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0)
+    return NULL;
+  self[len] = '\0';
+  char *slash = strrchr(self, '/');
+  if (slash == NULL)
+    return NULL;
+  *slash = '\0';
+  const char *candidates[] = {"", "/runner"};
+  for (size_t i = 0; i < 2; i++) {
+    char *path = NULL;
+    if (asprintf(&path, "%s%s/exitprobe-argosay", self, candidates[i]) < 0)
+      abort();
+    if (access(path, X_OK) == 0)
+      return path;
+    free(path);
+  }
+  return NULL;
+}
+
+char *new_workflow_uid(void) {
+  unsigned char b[16];
+  if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+    for (size_t i = 0; i < sizeof(b); i++)
+      b[i] = (unsigned char)rand();
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  char *s = NULL;
+  if (asprintf(&s,
+               "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+               b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+               b[13], b[14], b[15]) < 0)
+    abort();
+  return s;
+}
+
+static void list_push(char ***list, size_t *n, const char *s) {
+  *list = realloc(*list, (*n + 1) * sizeof(char *));
+  if (*list == NULL || ((*list)[*n] = strdup(s)) == NULL)
+    abort();
+  (*n)++;
+}
+
+static void describe_environment(struct run_state *st, const struct sandbox_capabilities *caps,
+                                 bool isolate_network) {
+  static const char *const modes[] = {"none", "v1", "hybrid", "v2"};
+  st->cgroup_mode = strdup(modes[caps->cgroup]);
+  if (caps->namespaces) {
+    list_push(&st->namespaces, &st->n_namespaces, "pid");
+    list_push(&st->namespaces, &st->n_namespaces, "mount");
+    list_push(&st->namespaces, &st->n_namespaces, "uts");
+    list_push(&st->namespaces, &st->n_namespaces, "ipc");
+    if (isolate_network)
+      list_push(&st->namespaces, &st->n_namespaces, "network");
+  }
+  st->seccomp = caps->seccomp;
+  run_state_add_note(st, "images are not pulled: steps ran on the host's root filesystem, "
+                         "mounted read-only");
+  for (size_t i = 0; i < caps->n_notes; i++)
+    run_state_add_note(st, "%s", caps->notes[i]);
+}
+
+int run_workflow(const struct run_request *req, struct run_state **out, ep_error **err) {
+  const struct workflow *wf = req->wf;
+  struct run_state *st = run_state_new();
+  char work_dir[] = "/tmp/exitprobe-run-XXXXXX";
+  char *step_dirs = NULL, *argosay = NULL;
+  int rc = -1;
+  st->workflow_name = strdup(wf->name);
+  st->workflow_file = strdup(req->workflow_file);
+  st->workflow_namespace = strdup(wf->namespace_);
+  st->workflow_uid = new_workflow_uid();
+  st->has_seed = req->has_seed;
+  st->seed = req->seed;
+  st->time_scale = req->time_scale > 0 ? req->time_scale : 1.0;
+  describe_environment(st, sandbox_context_capabilities(req->sandbox), req->isolate_network);
+  for (size_t i = 0; i < wf->n_warnings; i++)
+    run_state_add_warning(st, "%s", wf->warnings[i]);
+  if (mkdtemp(work_dir) == NULL) {
+    ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot create a work directory in /tmp");
+    goto out;
+  }
+  if (asprintf(&step_dirs, "%s/steps", work_dir) < 0)
+    abort();
+  argosay = find_argosay();
+  struct controller_options copts = {
+      .faults = req->faults,
+      .images = req->images,
+      .n_images = req->n_images,
+      .argosay_path = argosay,
+      .time_scale = st->time_scale,
+      .grace_period_ms = req->grace_ms,
+      .network_isolated = req->isolate_network,
+      .progress = req->quiet ? NULL : stderr,
+      .work_dir = step_dirs,
+  };
+  rc = controller_run(wf, req->sandbox, &copts, st, err);
+  rmdir(work_dir);
+out:
+  free(step_dirs);
+  free(argosay);
+  if (rc < 0) {
+    run_state_free(st);
+    return -1;
+  }
+  *out = st;
+  return 0;
+}
