@@ -57,7 +57,8 @@ static int table_lookup(void *ctx, const char *name, struct expr_value *out) {
   return 0;
 }
 
-#define ENV(table) {.bindings = (table), .n = sizeof(table) / sizeof((table)[0])}
+#define ENV(table)                                                                                 \
+  { .bindings = (table), .n = sizeof(table) / sizeof((table)[0]) }
 
 static void check_bool(const char *text, enum expr_mode mode, struct env *env, bool expected) {
   ep_error *err = NULL;
@@ -103,7 +104,8 @@ static char *eval_text(const char *text, enum expr_mode mode, struct env *env,
   if (expr_eval(text, mode, env != NULL ? table_lookup : NULL, env, &v, &err) != 0)
     fail_msg("'%s' failed: %s", text, err->message);
   if (v.type != want_type)
-    fail_msg("'%s' gave a %s, wanted a %s", text, expr_type_name(v.type), expr_type_name(want_type));
+    fail_msg("'%s' gave a %s, wanted a %s", text, expr_type_name(v.type),
+             expr_type_name(want_type));
   char *s = expr_value_to_string(&v);
   expr_value_clear(&v);
   return s;
@@ -204,8 +206,8 @@ static void test_regex(void **state) {
   GV_TRUE("'release-1.2' =~ 'release-[0-9]+\\\\.[0-9]+'");
   GV_FALSE("'release-1x2' =~ 'release-[0-9]+\\\\.[0-9]+'");
   GV_TRUE("'Hello' =~ '(?i)^hello$'");
-  GV_TRUE("'aaa' =~ '^a+?$'");       /* lazy quantifier */
-  GV_TRUE("'ab' =~ '^(?:a|x)b$'");   /* non-capturing group */
+  GV_TRUE("'aaa' =~ '^a+?$'");        /* lazy quantifier */
+  GV_TRUE("'ab' =~ '^(?:a|x)b$'");    /* non-capturing group */
   GV_TRUE("'a]b' =~ '^a[\\\\]x]b$'"); /* escaped ] inside brackets */
   GV_TRUE("'a-b' =~ '^a[\\\\-x]b$'");
   GV_TRUE("'x y' =~ 'x\\\\sy'");
@@ -223,6 +225,17 @@ static void test_regex(void **state) {
   check_error("a =~ '(?s).'", EXPR_GOVALUATE, NULL, "unsupported group flags");
   check_error("a =~ '\\\\pL'", EXPR_GOVALUATE, NULL, "unsupported escape");
   check_error("5 =~ '5'", EXPR_GOVALUATE, NULL, "'=~' needs two strings");
+  /* no back-references (expr-lang keeps the backslash, govaluate would eat it) */
+  check_error("'a' matches '(a)\\\\1'", EXPR_EXPRLANG, NULL, "unsupported escape");
+  /* Go's repeat limits keep glibc from building huge automata */
+  GV_TRUE("'aaaa' =~ '^(a{2}){2}$'");
+  GV_TRUE("'a' =~ '(a{10}){100}|a'");
+  check_error("a =~ 'a{1001}'", EXPR_GOVALUATE, NULL, "invalid repeat count");
+  check_error("a =~ 'a{3,2}'", EXPR_GOVALUATE, NULL, "invalid repeat count");
+  check_error("a =~ '(a{10}){101}'", EXPR_GOVALUATE, NULL, "invalid nested repetition");
+  check_error("a =~ '((a{1000})*){2}'", EXPR_GOVALUATE, NULL, "invalid nested repetition");
+  GV_TRUE("'a{' =~ '^a{$'"); /* a brace starting no interval is literal, as in RE2 */
+  GV_TRUE("'a{x}' =~ 'a{x}'");
 }
 
 static void test_quoted_strings(void **state) {
@@ -230,7 +243,8 @@ static void test_quoted_strings(void **state) {
   GV_TRUE("'hello world' == \"hello world\"");
   GV_FALSE("'hello world' == hello");
   GV_TRUE("'it\\'s' == \"it\\'s\"");
-  check_error("'it\\'s' == \"it's\"", EXPR_GOVALUATE, NULL, "unterminated string literal at offset 16");
+  check_error("'it\\'s' == \"it's\"", EXPR_GOVALUATE, NULL,
+              "unterminated string literal at offset 16");
   GV_TRUE("'' == \"\"");
   GV_TRUE("'a' + 'b' == ab");
   GV_TRUE("a + 1 == a1"); /* govaluate concatenates when either side is a string */
@@ -395,8 +409,7 @@ static void test_exprlang_values_and_functions(void **state) {
   check_text("asInt(\"-1\")", EXPR_EXPRLANG, NULL, EXPR_NUMBER, "-1");
   check_text("asInt(3.9)", EXPR_EXPRLANG, NULL, EXPR_NUMBER, "3");
   check_text("asInt(-3.9)", EXPR_EXPRLANG, NULL, EXPR_NUMBER, "-3");
-  check_text("upper('ab') + lower('CD') + trim('  x ')", EXPR_EXPRLANG, NULL, EXPR_STRING,
-             "ABcdx");
+  check_text("upper('ab') + lower('CD') + trim('  x ')", EXPR_EXPRLANG, NULL, EXPR_STRING, "ABcdx");
   check_text("1 < 2 ? 'go' : 'stop'", EXPR_EXPRLANG, NULL, EXPR_STRING, "go");
   check_text("false ? 1 : true ? 2 : 3", EXPR_EXPRLANG, NULL, EXPR_NUMBER, "2");
   check_text("nil", EXPR_EXPRLANG, NULL, EXPR_NIL, "<nil>");
@@ -410,7 +423,8 @@ static void test_exprlang_values_and_functions(void **state) {
 
 static void test_exprlang_errors(void **state) {
   (void)state;
-  check_error("asInt(\"abc\")", EXPR_EXPRLANG, NULL, "'asInt' cannot convert to an integer, got string \"abc\"");
+  check_error("asInt(\"abc\")", EXPR_EXPRLANG, NULL,
+              "'asInt' cannot convert to an integer, got string \"abc\"");
   check_error("asInt(\" 3\")", EXPR_EXPRLANG, NULL, "cannot convert to an integer");
   check_error("asInt(\"1.5\")", EXPR_EXPRLANG, NULL, "cannot convert to an integer");
   check_error("asInt(true)", EXPR_EXPRLANG, NULL, "cannot convert to an integer");
@@ -528,6 +542,21 @@ static void test_too_long(void **state) {
   char *s = repeat("a", (size_t)EXPR_MAX_LENGTH + 1, "");
   check_error(s, EXPR_GOVALUATE, NULL, "expression too long");
   free(s);
+  s = repeat("1,", EXPR_MAX_TOKENS, "1");
+  char *in_list = malloc(strlen(s) + 16);
+  assert_non_null(in_list);
+  sprintf(in_list, "1 in [%s]", s);
+  check_error(in_list, EXPR_EXPRLANG, NULL, "too many tokens");
+  free(in_list);
+  free(s);
+  /* a long flat list stays within every limit */
+  s = repeat("1,", 20000, "2");
+  in_list = malloc(strlen(s) + 16);
+  assert_non_null(in_list);
+  sprintf(in_list, "2 in [%s]", s);
+  EX_TRUE(in_list, NULL);
+  free(in_list);
+  free(s);
   /* a long but legal operand is fine */
   s = repeat("x", 100000, "");
   size_t n = strlen(s);
@@ -543,10 +572,12 @@ static void test_too_long(void **state) {
 static void test_random_input_does_not_crash(void **state) {
   (void)state;
   static const char *const pieces[] = {
-      "(", ")", "[", "]", "a", "b.c", "task-a", "1", "2.5", "0x", "'s'", "\"d\"", "'", "\"", "`",
-      "\\", "==", "!=", "<", ">=", "=~", "!~", "&&", "||", "!", "not", "and", "or", "in", "?",
-      ":", "??", "+", "-", "*", "/", "%", "**", ",", ".", "?.", "asInt(", "len(", "nil", "true",
-      " ", "matches", "contains", "\x80", "\xff", "1e", "_", "$", "#", "[x y]", "not in"};
+      "(",   ")",      "[",    "]",   "a",     "b.c",   "task-a",  "1",        "2.5",  "0x",
+      "'s'", "\"d\"",  "'",    "\"",  "`",     "\\",    "==",      "!=",       "<",    ">=",
+      "=~",  "!~",     "&&",   "||",  "!",     "not",   "and",     "or",       "in",   "?",
+      ":",   "??",     "+",    "-",   "*",     "/",     "%",       "**",       ",",    ".",
+      "?.",  "asInt(", "len(", "nil", "true",  " ",     "matches", "contains", "\x80", "\xff",
+      "1e",  "_",      "$",    "#",   "[x y]", "not in"};
   struct env env = ENV(dag_results);
   uint32_t seed = 12345;
   char buf[256];
