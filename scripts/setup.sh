@@ -18,7 +18,8 @@ say() { printf '==> %s\n' "$*"; }
 
 # Debian 12 (bookworm) package names.  libclang-rt-14-dev carries the
 # sanitizer and libFuzzer runtimes for clang 14; bubblewrap is the
-# baseline that bench/ compares against.
+# baseline that bench/ compares against; libxml2-utils (xmllint) checks
+# the JUnit XML the tests write.
 packages=(
   build-essential
   meson
@@ -36,6 +37,7 @@ packages=(
   perl
   python3
   bubblewrap
+  libxml2-utils
 )
 
 missing=()
