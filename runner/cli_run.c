@@ -64,6 +64,8 @@ static void print_run_usage(FILE *out) {
         "Interrupting (Ctrl-C, SIGTERM) stops the workflow like 'argo stop': steps get\n"
         "SIGTERM, the exit handler still runs, the report is marked interrupted.  A second\n"
         "interrupt terminates ('argo terminate'): the exit handler is killed too.\n"
+        "SIGUSR1 asks for 'argo stop' and SIGUSR2 for 'argo terminate' without marking\n"
+        "the run interrupted: the exit status then follows the workflow's phase.\n"
         "\n"
         "Exit status for a workflow: 0 Succeeded; 1 Failed or Error; 2 bad input or usage\n"
         "(nothing runs, no report); 3 a capability the run needs is missing; 70 internal\n"
@@ -263,6 +265,8 @@ static void block_interrupts(void) {
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGUSR2);
   sigprocmask(SIG_BLOCK, &mask, NULL);
 }
 

@@ -389,6 +389,14 @@ void begin_shutdown(struct controller *c, bool terminate, const char *why) {
 static void on_signal(struct controller *c) {
   struct signalfd_siginfo si;
   while (read(c->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+    /* SIGUSR1/SIGUSR2 ask for argo stop / argo terminate; the run then ends
+     * as the workflow ends, not as an interrupted run. */
+    if (si.ssi_signo == SIGUSR1 || si.ssi_signo == SIGUSR2) {
+      begin_shutdown(c, si.ssi_signo == SIGUSR2,
+                     si.ssi_signo == SIGUSR2 ? "terminate requested (SIGUSR2)"
+                                             : "stop requested (SIGUSR1)");
+      continue;
+    }
     if (c->st->interrupt_signal == 0)
       c->st->interrupt_signal = (int)si.ssi_signo;
     c->st->interrupted = true;
@@ -423,6 +431,8 @@ static int setup_loop(struct controller *c) {
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGUSR2);
   c->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (c->epfd < 0)
     return ep_error_set_errno(c->err, EP_EXIT_INTERNAL, errno, "epoll_create1");

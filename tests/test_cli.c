@@ -229,6 +229,48 @@ static void test_interrupt_stops_runs_exit_handler_and_marks_report(void **state
   json_decref(root);
 }
 
+/* SIGUSR2 is argo terminate: the exit handler does not run, the run is not
+ * "interrupted", and the exit status follows the Failed workflow. */
+static void test_sigusr2_terminates_without_exit_handler(void **state) {
+  (void)state;
+  skip_without_sandbox();
+  const char *wf = test_write_temp(
+      "term.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\n"
+                   "metadata: {name: terminated}\n"
+                   "spec:\n  entrypoint: main\n  onExit: bye\n  templates:\n"
+                   "  - name: main\n    steps:\n    - - {name: long, template: sleepy}\n"
+                   "  - name: sleepy\n    container: {command: [sleep, '4343']}\n"
+                   "  - name: bye\n    container: {command: [echo, handler-ran]}\n");
+  const char *report = test_path(test_temp_dir(), "term.json");
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--report", (char *)report,
+                  (char *)wf, NULL};
+  int out_fd;
+  pid_t pid = spawn(argv, &out_fd);
+  wait_for_process("sleep 4343");
+  kill(pid, SIGUSR2);
+  char buf[65536];
+  size_t len = 0;
+  ssize_t n;
+  while ((n = read(out_fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+    len += (size_t)n;
+  buf[len] = '\0';
+  close(out_fd);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 1);
+  assert_null(strstr(buf, "handler-ran"));
+  assert_int_equal(test_count_processes("sleep 4343"), 0);
+  json_error_t jerr;
+  json_t *root = json_load_file(report, 0, &jerr);
+  assert_non_null(root);
+  assert_true(json_is_false(json_object_get(json_object_get(root, "run"), "interrupted")));
+  assert_string_equal(json_string_value(json_object_get(json_object_get(root, "status"), "message")),
+                      "Stopped with strategy 'Terminate'");
+  assert_true(json_is_false(json_object_get(json_object_get(root, "exitHandler"), "ran")));
+  json_decref(root);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_help_and_version),
@@ -236,6 +278,7 @@ int main(void) {
       cmocka_unit_test(test_bad_yaml_names_position_and_writes_no_report),
       cmocka_unit_test(test_background_child_does_not_survive),
       cmocka_unit_test(test_interrupt_stops_runs_exit_handler_and_marks_report),
+      cmocka_unit_test(test_sigusr2_terminates_without_exit_handler),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
