@@ -20,7 +20,10 @@
  *   - pidfd: readable when the init exits;
  *   - a MAP_SHARED page: the command's raw wait status, written by the init
  *     just before it exits, so that the parent can tell "the command was
- *     killed by SIGTERM" from "the command exited 143". */
+ *     killed by SIGTERM" from "the command exited 143".
+ * A step with a syscall fault that the supervisor decides per call has a
+ * fourth: a socketpair over which the command, right after loading its
+ * filter, passes the seccomp listener to the parent (SCM_RIGHTS). */
 #include "sandbox.h"
 
 #include <errno.h>
@@ -28,6 +31,7 @@
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -82,6 +86,7 @@ struct sandbox_context {
   bool drop_caps;
   bool use_mount_setattr;
   bool no_clone_into_cgroup; /* the kernel refused CLONE_INTO_CGROUP once */
+  bool seccomp_notify;       /* SECCOMP_RET_USER_NOTIF is available */
   struct sandbox_step_private *live; /* launched, not yet reaped */
 };
 
@@ -91,13 +96,36 @@ struct init_report {
   int wait_status; /* of the command, as from waitpid */
 };
 
+/* What the supervisor needs to answer a trapped call. */
+struct notify_fault {
+  int nr;
+  size_t tag;
+  bool baseline_denied; /* "let it run" still means EPERM */
+};
+
 struct sandbox_step_private {
   struct sandbox_step_private *prev, *next;
   struct ep_cg_step *cg;
   struct init_report *report;
-  int pidfd; /* the same descriptor as sandbox_step.pidfd */
+  int pidfd;     /* the same descriptor as sandbox_step.pidfd */
+  int notify_fd; /* the same descriptor as sandbox_step.notify_fd */
+  int sync_fd;   /* still open when launch returned before the exec: read at reap */
+  struct notify_fault *faults; /* the notify ones */
+  size_t n_faults;
   bool setup_failed;
   char setup_error[MSG_MAX];
+};
+
+/* The message carrying the listener.  Prepared by the parent at an address
+ * the filter knows (see plan_faults); the command fills in the descriptor. */
+struct listener_handoff {
+  struct msghdr msg;
+  struct iovec iov;
+  char byte;
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
 };
 
 /* Everything the init and the command need, built before the clone. */
@@ -111,8 +139,10 @@ struct launch_plan {
   bool namespaces;
   bool mount_setattr;
   bool drop_caps;
+  bool listener; /* load with a listener and hand it over on handoff_w */
   int last_cap;
-  int sync_w, out_w, err_w, devnull;
+  int sync_w, out_w, err_w, devnull, handoff_w;
+  struct listener_handoff *handoff;
   int cg_fds[EP_CG_MAX_GROUPS];
   size_t n_cg;
 };
@@ -181,20 +211,21 @@ static void close_fd_range(unsigned lo, unsigned hi) {
  * stays, for a crash report (sanitizers) of the init itself; the command
  * never sees it. */
 static void tidy_fds(struct launch_plan *p) {
-  int *mine[5 + EP_CG_MAX_GROUPS];
+  int *mine[6 + EP_CG_MAX_GROUPS];
   int stderr_fd = STDERR_FILENO;
   size_t n = 0;
   mine[n++] = &p->sync_w;
   mine[n++] = &p->out_w;
   mine[n++] = &p->err_w;
   mine[n++] = &p->devnull;
+  mine[n++] = &p->handoff_w;
   for (size_t i = 0; i < p->n_cg; i++)
     mine[n++] = &p->cg_fds[i];
   /* 0-2 get replaced by dup2 in the command; ours must not sit there. */
   for (size_t i = 0; i < n; i++)
     raise_low_fd(mine[i]);
   mine[n++] = &stderr_fd;
-  int keep[5 + EP_CG_MAX_GROUPS];
+  int keep[6 + EP_CG_MAX_GROUPS];
   for (size_t i = 0; i < n; i++) {
     int v = *mine[i];
     size_t j = i;
@@ -515,14 +546,32 @@ static void set_oom_score_adj(const char *value) {
   close(fd);
 }
 
-enum command_stage { STAGE_OK, STAGE_STDIO, STAGE_CAPS, STAGE_SECCOMP, STAGE_EXEC };
+enum command_stage { STAGE_OK, STAGE_STDIO, STAGE_CAPS, STAGE_SECCOMP, STAGE_HANDOFF, STAGE_EXEC };
 
 struct command_failure {
   int stage;
   int err;
 };
 
-/* vfork child: shares the init's memory until exec, writes only *f. */
+/* From here on every call the command makes may be trapped, and only the
+ * parent can answer once it holds the listener: so the only call between
+ * the load and execve is the hand-off itself, which the filter exempts by
+ * its msghdr address.  The listener is O_CLOEXEC: the message in flight
+ * keeps it alive past the exec.  A failed exec then waits for the parent's
+ * answers like any other trapped call. */
+static int load_and_hand_over(const struct launch_plan *p, int *stage) {
+  int fd = ep_seccomp_load_with_listener(p->seccomp);
+  if (fd < 0)
+    return fd;
+  *stage = STAGE_HANDOFF;
+  memcpy(CMSG_DATA(&p->handoff->control.align), &fd, sizeof(fd));
+  if (syscall(SYS_sendmsg, p->handoff_w, &p->handoff->msg, MSG_NOSIGNAL) < 0)
+    return -errno;
+  return 0;
+}
+
+/* vfork child: shares the init's memory until exec, writes only *f
+ * (and, with a listener, the descriptor into *p->handoff). */
 static _Noreturn void command_main(const struct launch_plan *p, volatile struct command_failure *f) {
   sigset_t none;
   sigemptyset(&none);
@@ -542,7 +591,9 @@ static _Noreturn void command_main(const struct launch_plan *p, volatile struct 
   if (p->drop_caps && (rc = drop_capabilities(p)) < 0)
     goto fail;
   stage = STAGE_SECCOMP;
-  if (p->seccomp != NULL)
+  if (p->listener)
+    rc = load_and_hand_over(p, &stage);
+  else if (p->seccomp != NULL)
     rc = ep_seccomp_load(p->seccomp);
   else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     rc = -errno;
@@ -573,6 +624,8 @@ static _Noreturn void report_command_failure(const struct launch_plan *p,
     init_fail(p, "dropping capabilities", NULL, f->err);
   case STAGE_SECCOMP:
     init_fail(p, "loading the seccomp filter", NULL, f->err);
+  case STAGE_HANDOFF:
+    init_fail(p, "passing the seccomp listener to the runner", NULL, f->err);
   default:
     init_fail(p, "exec", p->spec->argv[0], f->err);
   }
@@ -638,6 +691,8 @@ static _Noreturn void init_main(struct launch_plan *p) {
   close(p->out_w);
   close(p->err_w);
   close(p->devnull);
+  if (p->handoff_w >= 0)
+    close(p->handoff_w);
   /* Where permitted, the init is never an OOM victim at all. */
   set_oom_score_adj("-1000");
   close(p->sync_w); /* EOF for the parent: the command is running */
@@ -779,6 +834,11 @@ static void setup_seccomp(struct sandbox_context *ctx) {
   caps->seccomp = true;
   add_cap_note(caps, "seccomp: default-allow filter, %zu syscalls denied with EPERM (%u BPF insns)",
                ctx->seccomp->n_denied, (unsigned)ctx->seccomp->fprog.len);
+  action = SECCOMP_RET_USER_NOTIF;
+  ctx->seccomp_notify = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+  if (!ctx->seccomp_notify)
+    add_cap_note(caps, "seccomp user notification unavailable (%s): syscall faults decided per "
+                       "call cannot be used", strerror(errno));
 }
 
 static void setup_cgroups(struct sandbox_context *ctx, const struct sandbox_options *opts) {
@@ -881,6 +941,9 @@ static void release_private(struct sandbox_context *ctx, struct sandbox_step_pri
   }
   if (priv->report != NULL)
     munmap(priv->report, sizeof(*priv->report));
+  close_fd(&priv->sync_fd);
+  close_fd(&priv->notify_fd);
+  free(priv->faults);
   free(priv);
 }
 
@@ -929,6 +992,108 @@ static void plan_fill(const struct sandbox_context *ctx, const struct sandbox_st
   p->drop_caps = ctx->drop_caps;
   p->last_cap = ctx->last_cap;
   p->devnull = ctx->devnull_fd;
+  p->handoff_w = -1;
+}
+
+static void handoff_prepare(struct listener_handoff *h) {
+  memset(h, 0, sizeof(*h));
+  h->iov.iov_base = &h->byte;
+  h->iov.iov_len = 1;
+  h->msg.msg_iov = &h->iov;
+  h->msg.msg_iovlen = 1;
+  h->msg.msg_control = h->control.buf;
+  h->msg.msg_controllen = sizeof(h->control.buf);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&h->msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+}
+
+/* The step's own filter when it has faults, compiled here in the parent
+ * (the child never calls libseccomp).  Records in priv what the supervisor
+ * needs; *prog stays NULL for a step without faults. */
+static int plan_faults(const struct sandbox_context *ctx, const struct sandbox_step_spec *spec,
+                       struct sandbox_step_private *priv, struct listener_handoff *handoff,
+                       struct ep_seccomp_program **prog, ep_error **err) {
+  int ret = -1;
+  *prog = NULL;
+  size_t n = spec->n_syscall_faults;
+  if (n == 0)
+    return 0;
+  const char *step = spec->name != NULL ? spec->name : "?";
+  if (ctx->seccomp == NULL)
+    return ep_error_set(err, EP_EXIT_ENVIRONMENT,
+                        "step %s has syscall faults, but seccomp filters are unavailable here", step);
+  struct ep_seccomp_fault *f = calloc(n, sizeof(*f));
+  priv->faults = calloc(n, sizeof(*priv->faults));
+  if (f == NULL || priv->faults == NULL)
+    abort();
+  for (size_t i = 0; i < n; i++) {
+    const struct sandbox_syscall_fault *sf = &spec->syscall_faults[i];
+    f[i] = (struct ep_seccomp_fault){
+        .nr = sf->nr, .errno_value = sf->errno_value, .notify = !sf->always};
+    if (sf->always)
+      continue;
+    priv->faults[priv->n_faults++] = (struct notify_fault){
+        .nr = sf->nr, .tag = sf->tag, .baseline_denied = ep_seccomp_baseline_denies(sf->nr)};
+  }
+  if (priv->n_faults > 0 && !ctx->seccomp_notify) {
+    ep_error_set(err, EP_EXIT_ENVIRONMENT,
+                 "step %s has syscall faults decided per call, but seccomp user notification is "
+                 "unavailable here", step);
+    goto cleanup;
+  }
+  handoff_prepare(handoff);
+  struct ep_seccomp_exemption exempt = {
+      .nr = priv->n_faults > 0 ? (int)SYS_sendmsg : -1,
+      .arg1 = (uint64_t)(uintptr_t)&handoff->msg};
+  if (ep_seccomp_build_with_faults(f, n, &exempt, prog, err) < 0) {
+    ep_error_wrap(*err, "step %s", step);
+    goto cleanup;
+  }
+  ret = 0;
+cleanup:
+  free(f);
+  return ret;
+}
+
+/* Blocks until the command has passed its listener, or until the step got
+ * so far as to make that impossible (EOF: every holder of the write end is
+ * gone or exec'd; set-up failed before the filter was loaded). */
+static int receive_listener(int sock, int *out) {
+  struct listener_handoff h;
+  handoff_prepare(&h);
+  ssize_t r;
+  do
+    r = recvmsg(sock, &h.msg, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return -errno;
+  *out = -1;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&h.msg);
+  if (r > 0 && c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+      c->cmsg_len == CMSG_LEN(sizeof(int)))
+    memcpy(out, CMSG_DATA(c), sizeof(*out));
+  return 0;
+}
+
+/* With a listener the command's own execve may be trapped and wait for an
+ * answer only the caller can give (it has the decider): so stop waiting for
+ * the exec as soon as a call waits.  Returns true once the sync pipe has
+ * something (a message or EOF). */
+static bool wait_exec_or_trap(int sync_fd, int notify_fd) {
+  for (;;) {
+    struct pollfd p[2] = {{sync_fd, POLLIN, 0}, {notify_fd, POLLIN, 0}};
+    int rc = poll(p, 2, -1);
+    if (rc < 0 && errno == EINTR)
+      continue;
+    if (rc < 0 || p[0].revents != 0)
+      return true;
+    if (p[1].revents & POLLIN)
+      return false;
+    if (p[1].revents != 0) /* HUP: every process under the filter is gone */
+      return true;
+  }
 }
 
 /* Which groups the child joins itself: all v1 ones, plus the cgroup2 one
@@ -948,6 +1113,8 @@ static int check_spec(const struct sandbox_context *ctx, const struct sandbox_st
                       ep_error **err) {
   if (spec == NULL || spec->argv == NULL || spec->argv[0] == NULL)
     return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_launch: step has no command");
+  if (spec->n_syscall_faults > 0 && spec->syscall_faults == NULL)
+    return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_launch: syscall faults missing");
   if (spec->network_isolated && !ctx->caps.net_namespace)
     return ep_error_set(err, EP_EXIT_ENVIRONMENT,
                         "step %s asks for network isolation, but network namespaces cannot be "
@@ -956,21 +1123,54 @@ static int check_spec(const struct sandbox_context *ctx, const struct sandbox_st
   return 0;
 }
 
+/* After the clone: take the listener, then wait for the exec (or for the
+ * first trapped call, see wait_exec_or_trap). */
+static void await_command(int *sync_fd, int handoff_fd, struct sandbox_step_private *priv) {
+  if (handoff_fd >= 0) {
+    int rc = receive_listener(handoff_fd, &priv->notify_fd);
+    if (rc < 0) {
+      /* The command cannot be supervised: it must not run at all. */
+      (void)syscall(SYS_pidfd_send_signal, priv->pidfd, SIGKILL, NULL, 0);
+      priv->setup_failed = true;
+      snprintf(priv->setup_error, sizeof(priv->setup_error),
+               "receiving the seccomp listener: %s", strerror(-rc));
+      return;
+    }
+    if (priv->notify_fd >= 0 && set_nonblocking(priv->notify_fd) < 0) {
+      /* Cannot happen; sandbox_handle_notification polls before receiving anyway. */
+    }
+  }
+  if (priv->notify_fd < 0 || wait_exec_or_trap(*sync_fd, priv->notify_fd)) {
+    read_setup_result(*sync_fd, priv);
+    return;
+  }
+  /* The init has exited by the time of the reap: its message, if any, is
+   * all there by then, and reading must not wait for a command that may
+   * still hold the pipe (no PID namespace). */
+  priv->sync_fd = *sync_fd;
+  *sync_fd = -1;
+  if (set_nonblocking(priv->sync_fd) < 0) {
+    /* Cannot happen for a pipe. */
+  }
+}
+
 int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *spec,
                    struct sandbox_step *out, ep_error **err) {
   out->pid = -1;
-  out->pidfd = out->stdout_fd = out->stderr_fd = -1;
+  out->pidfd = out->stdout_fd = out->stderr_fd = out->notify_fd = -1;
   out->priv = NULL;
   if (check_spec(ctx, spec, err) < 0)
     return -1;
 
   int ret = -1;
-  int sync_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
+  int sync_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, handoff[2] = {-1, -1};
   int pidfd = -1;
+  struct ep_seccomp_program *step_filter = NULL;
+  struct listener_handoff handoff_msg;
   struct sandbox_step_private *priv = calloc(1, sizeof(*priv));
   if (priv == NULL)
     abort();
-  priv->pidfd = -1;
+  priv->pidfd = priv->notify_fd = priv->sync_fd = -1;
   priv->report = mmap(NULL, sizeof(*priv->report), PROT_READ | PROT_WRITE,
                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (priv->report == MAP_FAILED) {
@@ -978,6 +1178,8 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
     ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "mmap");
     goto cleanup;
   }
+  if (plan_faults(ctx, spec, priv, &handoff_msg, &step_filter, err) < 0)
+    goto cleanup;
   if (ctx->cg != NULL) {
     struct ep_cg_limits lim = {
         .memory = spec->memory_limit != 0 ? spec->memory_limit : SANDBOX_DEFAULT_MEMORY_LIMIT,
@@ -999,6 +1201,18 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
   plan.sync_w = sync_p[1];
   plan.out_w = out_p[1];
   plan.err_w = err_p[1];
+  if (step_filter != NULL) {
+    plan.seccomp = &step_filter->fprog;
+    plan.listener = step_filter->notify;
+  }
+  if (plan.listener) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, handoff) < 0) {
+      ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "socketpair");
+      goto cleanup;
+    }
+    plan.handoff_w = handoff[1];
+    plan.handoff = &handoff_msg;
+  }
   uint64_t flags = 0;
   if (ctx->caps.namespaces)
     flags = NS_FLAGS | (spec->network_isolated ? (uint64_t)CLONE_NEWNET : 0);
@@ -1029,17 +1243,19 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
   close_fd(&sync_p[1]);
   close_fd(&out_p[1]);
   close_fd(&err_p[1]);
+  close_fd(&handoff[1]);
   if (priv->cg != NULL)
     ep_cg_step_close_join_fds(priv->cg);
-  read_setup_result(sync_p[0], priv);
+  priv->pidfd = pidfd;
+  await_command(&sync_p[0], handoff[0], priv);
   if (set_nonblocking(out_p[0]) < 0 || set_nonblocking(err_p[0]) < 0) {
     /* Cannot happen for a fresh pipe; the step still has to be reaped. */
   }
-  priv->pidfd = pidfd;
   out->pid = pid;
   out->pidfd = pidfd;
   out->stdout_fd = out_p[0];
   out->stderr_fd = err_p[0];
+  out->notify_fd = priv->notify_fd;
   out->priv = priv;
   out_p[0] = err_p[0] = -1;
   link_live(ctx, priv);
@@ -1052,6 +1268,9 @@ cleanup:
   close_fd(&out_p[1]);
   close_fd(&err_p[0]);
   close_fd(&err_p[1]);
+  close_fd(&handoff[0]);
+  close_fd(&handoff[1]);
+  ep_seccomp_free(step_filter);
   if (priv != NULL)
     release_private(ctx, priv);
   return ret;
@@ -1070,6 +1289,69 @@ int sandbox_freeze(struct sandbox_step *step, bool frozen, ep_error **err) {
     return ep_error_set_errno(err, EP_EXIT_ENVIRONMENT, ENOTSUP,
                               "freezing a step needs a cgroup freezer");
   return ep_cg_step_freeze(step->priv->cg, frozen, err);
+}
+
+static const struct notify_fault *find_notify_fault(const struct sandbox_step_private *priv,
+                                                   int nr) {
+  for (size_t i = 0; i < priv->n_faults; i++)
+    if (priv->faults[i].nr == nr)
+      return &priv->faults[i];
+  return NULL;
+}
+
+/* The kernel's answer for one trapped call.  Continuing is safe here: the
+ * decision never looks at the call's arguments (what makes CONTINUE racy,
+ * and what SECCOMP_IOCTL_NOTIF_ID_VALID guards, is reading the target's
+ * memory), so a continued call runs exactly as without the filter. */
+static void decide_call(const struct sandbox_step_private *priv, const struct seccomp_notif *req,
+                        sandbox_syscall_decider decide, void *ctx, struct seccomp_notif_resp *resp) {
+  memset(resp, 0, sizeof(*resp));
+  resp->id = req->id;
+  const struct notify_fault *f = find_notify_fault(priv, req->data.nr);
+  int e = f != NULL ? decide(ctx, f->tag, req->data.nr) : 0;
+  if (e < 0 && e >= -4095) /* -errno is taken to mean the same */
+    e = -e;
+  else if (e < 0 || e > 4095) /* not an errno: the caller would see a success */
+    e = EIO;
+  if (e == 0 && f != NULL && f->baseline_denied)
+    e = EPERM; /* a fault never opens a hole in the baseline */
+  if (e != 0)
+    resp->error = -e;
+  else
+    resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+}
+
+int sandbox_handle_notification(struct sandbox_step *step, sandbox_syscall_decider decide,
+                                void *ctx, ep_error **err) {
+  if (step->priv == NULL || step->notify_fd < 0)
+    return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_handle_notification: step has no listener");
+  if (decide == NULL)
+    return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_handle_notification: no decider");
+  /* RECV blocks whatever O_NONBLOCK says: never call it with nothing queued. */
+  struct pollfd p = {step->notify_fd, POLLIN, 0};
+  int rc;
+  while ((rc = poll(&p, 1, 0)) < 0 && errno == EINTR)
+    ;
+  if (rc < 0)
+    return ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "poll(seccomp listener)");
+  if (!(p.revents & POLLIN))
+    return 0;
+  struct seccomp_notif req;
+  memset(&req, 0, sizeof(req)); /* the kernel insists */
+  while ((rc = ioctl(step->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req)) < 0 && errno == EINTR)
+    memset(&req, 0, sizeof(req));
+  if (rc < 0) {
+    if (errno == ENOENT) /* the caller was killed before we got to it */
+      return 0;
+    return ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "SECCOMP_IOCTL_NOTIF_RECV");
+  }
+  struct seccomp_notif_resp resp;
+  decide_call(step->priv, &req, decide, ctx, &resp);
+  while ((rc = ioctl(step->notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &resp)) < 0 && errno == EINTR)
+    ;
+  if (rc < 0 && errno != ENOENT) /* ENOENT: the caller died meanwhile */
+    return ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "SECCOMP_IOCTL_NOTIF_SEND");
+  return 0;
 }
 
 static void classify(const siginfo_t *si, const struct sandbox_step_private *priv,
@@ -1106,6 +1388,10 @@ int sandbox_reap(struct sandbox_context *ctx, struct sandbox_step *step,
   int rc = wait_pidfd(step->pidfd, &si);
   if (rc < 0)
     return ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "waitid(step init %d)", (int)step->pid);
+  if (priv->sync_fd >= 0) {
+    read_setup_result(priv->sync_fd, priv);
+    close_fd(&priv->sync_fd);
+  }
   classify(&si, priv, result);
   if (priv->cg != NULL) {
     struct ep_cg_stats st;
@@ -1115,7 +1401,8 @@ int sandbox_reap(struct sandbox_context *ctx, struct sandbox_step *step,
     result->memory_peak = st.memory_peak;
   }
   unlink_live(ctx, priv);
-  release_private(ctx, priv);
+  release_private(ctx, priv); /* closes notify_fd */
+  step->notify_fd = -1;
   close_fd(&step->pidfd);
   step->priv = NULL;
   return 0;

@@ -68,7 +68,7 @@ void sandbox_context_free(struct sandbox_context *ctx);
 /* A system call made to fail inside the step (a scenario's syscall fault). */
 struct sandbox_syscall_fault {
   int nr;            /* native syscall number */
-  int errno_value;   /* what the call returns, as -errno */
+  int errno_value;   /* what the call returns, as -errno (always only) */
   bool always;       /* fail every call in the filter itself; otherwise the
                         supervisor decides each call (seccomp user notification) */
   size_t tag;        /* passed back to the decision callback */
@@ -99,7 +99,8 @@ struct sandbox_step {
   int stdout_fd; /* read ends, non-blocking, CLOEXEC; owned; -1 once closed */
   int stderr_fd;
   int notify_fd; /* seccomp user-notification listener when a syscall fault needs the
-                    supervisor to decide (readable when a call waits); -1 otherwise */
+                    supervisor to decide (readable when a call waits); -1 otherwise;
+                    non-blocking, CLOEXEC; owned: sandbox_reap closes it */
   struct sandbox_step_private *priv; /* cgroup paths etc. */
 };
 
@@ -123,7 +124,10 @@ struct sandbox_result {
 };
 
 /* Start a step.  Returns once the command has been exec'd (or set-up failed:
- * then the step still has to be reaped, and its result says setup_failed). */
+ * then the step still has to be reaped, and its result says setup_failed).
+ * With a notify_fd it may return earlier, when the command's own execve is
+ * trapped and waits for sandbox_handle_notification; set-up failures then
+ * reach the result only. */
 int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *spec,
                    struct sandbox_step *out, ep_error **err);
 

@@ -35,7 +35,18 @@ const char *const *ep_seccomp_denied_names(size_t *n) {
   return denied_names;
 }
 
-static int add_deny_rules(scmp_filter_ctx ctx, size_t *n_denied, ep_error **err) {
+static const struct ep_seccomp_fault *find_fault(const struct ep_seccomp_fault *faults, size_t n,
+                                                 int nr) {
+  for (size_t i = 0; i < n; i++)
+    if (faults[i].nr == nr)
+      return &faults[i];
+  return NULL;
+}
+
+/* Skips the syscalls a fault takes over: libseccomp refuses two actions for
+ * one syscall, and the fault's errno is the one the scenario asks for. */
+static int add_deny_rules(scmp_filter_ctx ctx, const struct ep_seccomp_fault *faults,
+                          size_t n_faults, size_t *n_denied, ep_error **err) {
   size_t n = 0;
   for (size_t i = 0; i < sizeof(denied_names) / sizeof(denied_names[0]); i++) {
     /* Negative: unknown here, or a libseccomp pseudo-number for a call that
@@ -43,13 +54,64 @@ static int add_deny_rules(scmp_filter_ctx ctx, size_t *n_denied, ep_error **err)
     int nr = seccomp_syscall_resolve_name(denied_names[i]);
     if (nr < 0)
       continue;
+    n++;
+    if (find_fault(faults, n_faults, nr) != NULL)
+      continue;
     int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
     if (rc < 0)
       return ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "seccomp_rule_add(%s)",
                                 denied_names[i]);
-    n++;
   }
   *n_denied = n;
+  return 0;
+}
+
+bool ep_seccomp_baseline_denies(int nr) {
+  if (nr < 0)
+    return false;
+  for (size_t i = 0; i < sizeof(denied_names) / sizeof(denied_names[0]); i++)
+    if (seccomp_syscall_resolve_name(denied_names[i]) == nr)
+      return true;
+  return false;
+}
+
+static int check_faults(const struct ep_seccomp_fault *faults, size_t n, ep_error **err) {
+  for (size_t i = 0; i < n; i++) {
+    const struct ep_seccomp_fault *f = &faults[i];
+    char *name = f->nr >= 0 ? seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, f->nr) : NULL;
+    bool known = name != NULL;
+    free(name);
+    if (!known)
+      return ep_error_set(err, EP_EXIT_USAGE, "syscall fault: no syscall number %d here", f->nr);
+    if (!f->notify && (f->errno_value < 1 || f->errno_value > 4095))
+      return ep_error_set(err, EP_EXIT_USAGE, "syscall fault on syscall %d: errno %d out of range",
+                          f->nr, f->errno_value);
+    if (find_fault(faults, i, f->nr) != NULL)
+      return ep_error_set(err, EP_EXIT_USAGE, "two syscall faults on syscall %d in one step",
+                          f->nr);
+  }
+  return 0;
+}
+
+static int add_fault_rules(scmp_filter_ctx ctx, const struct ep_seccomp_fault *faults, size_t n,
+                           const struct ep_seccomp_exemption *exempt, bool *notify,
+                           ep_error **err) {
+  for (size_t i = 0; i < n; i++) {
+    const struct ep_seccomp_fault *f = &faults[i];
+    uint32_t action = f->notify ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO((uint32_t)f->errno_value);
+    int rc;
+    if (exempt != NULL && exempt->nr == f->nr) {
+      struct scmp_arg_cmp not_handoff = {
+          .arg = 1, .op = SCMP_CMP_NE, .datum_a = exempt->arg1, .datum_b = 0};
+      rc = seccomp_rule_add_array(ctx, action, f->nr, 1, &not_handoff);
+    } else {
+      rc = seccomp_rule_add(ctx, action, f->nr, 0);
+    }
+    if (rc < 0)
+      return ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "seccomp_rule_add(fault on %d)",
+                                f->nr);
+    *notify |= f->notify;
+  }
   return 0;
 }
 
@@ -99,7 +161,9 @@ cleanup:
   return ret;
 }
 
-int ep_seccomp_build(struct ep_seccomp_program **out, ep_error **err) {
+static int build(const struct ep_seccomp_fault *faults, size_t n_faults,
+                 const struct ep_seccomp_exemption *exempt, struct ep_seccomp_program **out,
+                 ep_error **err) {
   int ret = -1;
   struct ep_seccomp_program *prog = calloc(1, sizeof(*prog));
   if (prog == NULL)
@@ -117,7 +181,9 @@ int ep_seccomp_build(struct ep_seccomp_program **out, ep_error **err) {
     ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE)");
     goto cleanup;
   }
-  if (add_deny_rules(ctx, &prog->n_denied, err) < 0 || export_to_memory(ctx, prog, err) < 0)
+  if (add_fault_rules(ctx, faults, n_faults, exempt, &prog->notify, err) < 0 ||
+      add_deny_rules(ctx, faults, n_faults, &prog->n_denied, err) < 0 ||
+      export_to_memory(ctx, prog, err) < 0)
     goto cleanup;
   *out = prog;
   prog = NULL;
@@ -127,6 +193,18 @@ cleanup:
     seccomp_release(ctx);
   ep_seccomp_free(prog);
   return ret;
+}
+
+int ep_seccomp_build(struct ep_seccomp_program **out, ep_error **err) {
+  return build(NULL, 0, NULL, out, err);
+}
+
+int ep_seccomp_build_with_faults(const struct ep_seccomp_fault *faults, size_t n_faults,
+                                 const struct ep_seccomp_exemption *exempt,
+                                 struct ep_seccomp_program **out, ep_error **err) {
+  if (check_faults(faults, n_faults, err) < 0)
+    return -1;
+  return build(faults, n_faults, exempt, out, err);
 }
 
 void ep_seccomp_free(struct ep_seccomp_program *prog) {
@@ -142,4 +220,14 @@ int ep_seccomp_load(const struct sock_fprog *prog) {
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
     return -errno;
   return 0;
+}
+
+int ep_seccomp_load_with_listener(const struct sock_fprog *prog) {
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return -errno;
+  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, prog);
+  if (fd < 0 && errno == EINVAL) /* kernel < 5.19: no WAIT_KILLABLE_RECV */
+    fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
+  return fd < 0 ? -errno : (int)fd;
 }

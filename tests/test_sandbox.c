@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,10 @@ struct fixture {
   struct sandbox_context *ctx; /* NULL when the sandbox cannot run here */
   char why[512];               /* reason to skip */
 };
+
+/* Set by the group set-up: main turns an all-skipped run into exit 77,
+ * which meson reports as SKIP rather than OK. */
+static bool sandbox_unavailable;
 
 struct captured {
   struct sandbox_result res;
@@ -58,6 +63,9 @@ static int group_setup(void **state) {
       fx->ctx = NULL;
     }
   }
+  sandbox_unavailable = fx->ctx == NULL;
+  if (sandbox_unavailable)
+    print_message("sandbox tests skipped: %s\n", fx->why);
   *state = fx;
   return 0;
 }
@@ -93,16 +101,20 @@ static long now_ms(void) {
 }
 
 /* Read both pipes to EOF (the kernel closes every writer when the step's
- * PID namespace dies), then reap. */
-static void collect(struct sandbox_context *ctx, struct sandbox_step *step, struct captured *c) {
+ * PID namespace dies), answering trapped calls with decide meanwhile (as
+ * the controller does), then reap. */
+static void collect_supervised(struct sandbox_context *ctx, struct sandbox_step *step,
+                               sandbox_syscall_decider decide, void *decide_ctx,
+                               struct captured *c) {
   size_t n_out = 0, n_err = 0;
   int fds[2] = {step->stdout_fd, step->stderr_fd};
   char *bufs[2] = {c->out, c->err};
   size_t *lens[2] = {&n_out, &n_err};
+  int notify = decide != NULL ? step->notify_fd : -1;
   long deadline = now_ms() + STEP_TIMEOUT_MS;
   while (fds[0] >= 0 || fds[1] >= 0) {
-    struct pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
-    int rc = poll(p, 2, 200);
+    struct pollfd p[3] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {notify, POLLIN, 0}};
+    int rc = poll(p, 3, 200);
     if (now_ms() > deadline) {
       ep_error *e = NULL;
       (void)sandbox_signal(step, SIGKILL, &e);
@@ -111,6 +123,13 @@ static void collect(struct sandbox_context *ctx, struct sandbox_step *step, stru
     }
     if (rc <= 0)
       continue;
+    if (p[2].revents & POLLIN) {
+      ep_error *e = NULL;
+      if (sandbox_handle_notification(step, decide, decide_ctx, &e) < 0)
+        fail_msg("sandbox_handle_notification: %s", e->message);
+    } else if (p[2].revents != 0) {
+      notify = -1; /* HUP: nothing under the filter is left */
+    }
     for (int i = 0; i < 2; i++) {
       if (fds[i] < 0 || p[i].revents == 0)
         continue;
@@ -131,6 +150,10 @@ static void collect(struct sandbox_context *ctx, struct sandbox_step *step, stru
   ep_error *err = NULL;
   if (sandbox_reap(ctx, step, &c->res, &err) < 0)
     fail_msg("sandbox_reap: %s", err->message);
+}
+
+static void collect(struct sandbox_context *ctx, struct sandbox_step *step, struct captured *c) {
+  collect_supervised(ctx, step, NULL, NULL, c);
 }
 
 static void launch(struct sandbox_context *ctx, const struct sandbox_step_spec *spec,
@@ -731,6 +754,34 @@ static void test_run_groups_removed_after_free(void **state) {
     fail_msg("cgroup left behind: %s", first);
 }
 
+/* A runner killed before its clean-up leaves empty groups: the next context
+ * removes those whose pid is gone. */
+static void test_stale_runs_swept(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  if (sandbox_context_capabilities(ctx)->cgroup == SANDBOX_CGROUP_NONE) {
+    print_message("skipped: no cgroups\n");
+    skip();
+  }
+  pid_t dead = fork();
+  assert_true(dead >= 0);
+  if (dead == 0)
+    _exit(0);
+  assert_int_equal(waitpid(dead, NULL, 0), dead);
+  char run_dir[64], first[4096], stale[4200], stale_step[4300];
+  snprintf(run_dir, sizeof(run_dir), RUN_NAME "-%d", (int)getpid());
+  assert_true(count_cgroup_dirs(run_dir, first, sizeof(first)) >= 1);
+  char *slash = strrchr(first, '/');
+  assert_non_null(slash);
+  *slash = '\0'; /* the shared "exitprobe" directory */
+  snprintf(stale, sizeof(stale), "%s/sbxstale-%d", first, (int)dead);
+  snprintf(stale_step, sizeof(stale_step), "%s/left-behind", stale);
+  assert_int_equal(mkdir(stale, 0755), 0);
+  assert_int_equal(mkdir(stale_step, 0755), 0);
+  struct sandbox_context *own = own_context(state, "sbxsweeper");
+  sandbox_context_free(own);
+  assert_int_equal(access(stale, F_OK), -1);
+}
+
 static void test_remount_fallback(void **state) {
   (void)need_sandbox(state);
   setenv("EXITPROBE_SANDBOX_NO_MOUNT_SETATTR", "1", 1);
@@ -866,6 +917,368 @@ static void test_unprivileged_degrades(void **state) {
   assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- syscall faults --------------------------------------------------------- */
+
+static void need_faults(struct sandbox_context *ctx) {
+  if (!sandbox_context_capabilities(ctx)->seccomp) {
+    print_message("skipped: seccomp unavailable\n");
+    skip();
+  }
+  if (access("/usr/bin/perl", X_OK) != 0) {
+    print_message("skipped: the fault tests drive syscalls with /usr/bin/perl\n");
+    skip();
+  }
+}
+
+/* Counts the calls it is asked about; fails from call fail_from (1-based) on. */
+struct decider_state {
+  int calls;
+  int fail_from; /* 0: never */
+  int errno_value;
+  size_t want_tag;
+  int want_nr;
+  int bad_args; /* calls with another tag or number */
+};
+
+static int counting_decider(void *ctx, size_t tag, int nr) {
+  struct decider_state *d = ctx;
+  d->calls++;
+  if (tag != d->want_tag || nr != d->want_nr)
+    d->bad_args++;
+  return d->fail_from > 0 && d->calls >= d->fail_from ? d->errno_value : 0;
+}
+
+/* One mkdir per line of output: "ok" or perl's text for errno. */
+static char *const mkdir3_argv[] = {
+    "perl", "-e", "for (1..3) { print mkdir(\"/tmp/d$_\") && -d \"/tmp/d$_\" ? \"ok\\n\" : \"$!\\n\" }",
+    NULL};
+
+static struct sandbox_step_spec perl_spec(const char *name, char *const *argv,
+                                          const struct sandbox_syscall_fault *faults, size_t n) {
+  struct sandbox_step_spec spec = {.name = name, .hostname = name, .argv = argv, .envp = test_env,
+                                   .syscall_faults = faults, .n_syscall_faults = n};
+  return spec;
+}
+
+static void test_fault_always(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  char *argv[] = {"perl", "-e", "print mkdir(\"/tmp/d\") ? \"ok\\n\" : \"$!\\n\"", NULL};
+  struct sandbox_syscall_fault fault = {.nr = SYS_mkdir, .errno_value = ENOSPC, .always = true};
+  struct sandbox_step_spec spec = perl_spec("fault-always", argv, &fault, 1);
+  struct sandbox_step step;
+  launch(ctx, &spec, &step);
+  assert_int_equal(step.notify_fd, -1); /* decided in the filter: no listener */
+  struct captured c;
+  collect(ctx, &step, &c);
+  assert_int_equal(c.res.exit_code, 0);
+  assert_string_equal(c.out, "No space left on device\n");
+
+  /* The shell's view: mkdir(1) fails, everything else still works. */
+  char *sh_argv[4];
+  spec = sh_spec("fault-always-sh", "mkdir /tmp/d 2>/dev/null; echo rc=$?", sh_argv);
+  spec.syscall_faults = &fault;
+  spec.n_syscall_faults = 1;
+  launch(ctx, &spec, &step);
+  collect(ctx, &step, &c);
+  assert_string_equal(c.out, "rc=1\n");
+
+  /* Same steps without the fault. */
+  spec.n_syscall_faults = 0;
+  launch(ctx, &spec, &step);
+  assert_int_equal(step.notify_fd, -1);
+  collect(ctx, &step, &c);
+  assert_string_equal(c.out, "rc=0\n");
+  spec = perl_spec("fault-none", argv, NULL, 0);
+  launch(ctx, &spec, &step);
+  collect(ctx, &step, &c);
+  assert_string_equal(c.out, "ok\n");
+}
+
+static void test_fault_notify_decides_each_call(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  struct sandbox_syscall_fault fault = {.nr = SYS_mkdir, .always = false, .tag = 42};
+  struct sandbox_step_spec spec = perl_spec("fault-notify", mkdir3_argv, &fault, 1);
+  struct sandbox_step step;
+  launch(ctx, &spec, &step);
+  assert_true(step.notify_fd >= 0);
+  int fl = fcntl(step.notify_fd, F_GETFL);
+  assert_true(fl >= 0 && (fl & O_NONBLOCK));
+  assert_int_equal(fcntl(step.notify_fd, F_GETFD), FD_CLOEXEC);
+  struct decider_state d = {.fail_from = 2, .errno_value = ENOSPC, .want_tag = 42,
+                            .want_nr = SYS_mkdir};
+  struct captured c;
+  collect_supervised(ctx, &step, counting_decider, &d, &c);
+  assert_int_equal(step.notify_fd, -1); /* closed by the reap */
+  assert_int_equal(c.res.exit_code, 0);
+  assert_string_equal(c.out, "ok\nNo space left on device\nNo space left on device\n");
+  assert_int_equal(d.calls, 3);
+  assert_int_equal(d.bad_args, 0);
+}
+
+static void test_fault_notify_continue(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  struct sandbox_syscall_fault fault = {.nr = SYS_mkdir, .always = false, .tag = 1};
+  struct sandbox_step_spec spec = perl_spec("fault-continue", mkdir3_argv, &fault, 1);
+  struct sandbox_step step;
+  launch(ctx, &spec, &step);
+  struct decider_state d = {.want_tag = 1, .want_nr = SYS_mkdir};
+  struct captured c;
+  collect_supervised(ctx, &step, counting_decider, &d, &c);
+  assert_int_equal(c.res.exit_code, 0);
+  assert_string_equal(c.out, "ok\nok\nok\n"); /* the directories really exist */
+  assert_int_equal(d.calls, 3);
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  static const char msg[] = "test hung: a trapped call was never answered\n";
+  if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+  }
+  _exit(99);
+}
+
+/* Hangs (and is cut short by the alarm) if launch waited for an exec that
+ * waits for the caller. */
+static void arm_hang_guard(void) {
+  signal(SIGALRM, on_alarm);
+  alarm(60);
+}
+
+/* The command's own execve is the first call decided: launch must return
+ * while it waits, and the decision counts like any other. */
+static void test_fault_notify_exec(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  arm_hang_guard();
+  char *argv[] = {"/bin/sh", "-c", "/bin/true; echo rc=$?", NULL};
+  struct sandbox_syscall_fault fault = {.nr = SYS_execve, .always = false, .tag = 3};
+  struct sandbox_step_spec spec = perl_spec("fault-exec", argv, &fault, 1);
+  struct sandbox_step step;
+  launch(ctx, &spec, &step);
+  struct decider_state d = {.fail_from = 2, .errno_value = EACCES, .want_tag = 3,
+                            .want_nr = SYS_execve};
+  struct captured c;
+  collect_supervised(ctx, &step, counting_decider, &d, &c);
+  assert_false(c.res.setup_failed);
+  assert_int_equal(d.calls, 2);
+  assert_string_equal(c.out, "rc=126\n");
+  assert_non_null(strstr(c.err, "Permission denied"));
+
+  /* Refusing the first one is a set-up failure, reported at the reap. */
+  d = (struct decider_state){.fail_from = 1, .errno_value = EACCES, .want_tag = 3,
+                             .want_nr = SYS_execve};
+  launch(ctx, &spec, &step);
+  collect_supervised(ctx, &step, counting_decider, &d, &c);
+  alarm(0);
+  assert_int_equal(d.calls, 1);
+  assert_true(c.res.setup_failed);
+  assert_int_equal(c.res.exit_code, 64);
+  assert_non_null(strstr(c.res.setup_error, "exec \"/bin/sh\": Permission denied"));
+}
+
+/* The listener's hand-off is a sendmsg: faults on sendmsg must not catch it. */
+static void test_fault_handoff_exempt(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  arm_hang_guard();
+  struct sandbox_syscall_fault faults[] = {
+      {.nr = SYS_sendmsg, .errno_value = EIO, .always = true, .tag = 1},
+      {.nr = SYS_mkdir, .always = false, .tag = 2},
+  };
+  struct sandbox_step_spec spec = perl_spec("fault-handoff", mkdir3_argv, faults, 2);
+  struct sandbox_step step;
+  launch(ctx, &spec, &step);
+  assert_true(step.notify_fd >= 0);
+  struct decider_state d = {.fail_from = 3, .errno_value = EROFS, .want_tag = 2,
+                            .want_nr = SYS_mkdir};
+  struct captured c;
+  collect_supervised(ctx, &step, counting_decider, &d, &c);
+  assert_false(c.res.setup_failed);
+  assert_string_equal(c.out, "ok\nok\nRead-only file system\n");
+  assert_int_equal(d.calls, 3);
+
+  struct sandbox_syscall_fault notify_sendmsg = {.nr = SYS_sendmsg, .always = false, .tag = 5};
+  char *argv[] = {"/bin/true", NULL};
+  spec = perl_spec("fault-handoff2", argv, &notify_sendmsg, 1);
+  d = (struct decider_state){.want_tag = 5, .want_nr = SYS_sendmsg};
+  launch(ctx, &spec, &step);
+  collect_supervised(ctx, &step, counting_decider, &d, &c);
+  alarm(0);
+  assert_false(c.res.setup_failed);
+  assert_int_equal(c.res.exit_code, 0);
+  assert_int_equal(d.calls, 0);
+}
+
+/* Letting a call through never lets through what the baseline denies. */
+static void test_fault_notify_baseline_denied(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  char *argv[] = {"perl", "-e",
+                  "$r = syscall(250, 0, -3, 0); print $r < 0 ? \"errno=\" . ($!+0) : \"ok\"",
+                  NULL};
+  struct sandbox_syscall_fault fault = {.nr = SYS_keyctl, .always = false, .tag = 9};
+  struct sandbox_step_spec spec = perl_spec("fault-keyctl", argv, &fault, 1);
+  struct sandbox_step step;
+  launch(ctx, &spec, &step);
+  struct decider_state d = {.want_tag = 9, .want_nr = SYS_keyctl};
+  struct captured c;
+  collect_supervised(ctx, &step, counting_decider, &d, &c);
+  assert_int_equal(d.calls, 1);
+  assert_string_equal(c.out, "errno=1");
+  /* A filter-side fault replaces the baseline's errno. */
+  fault.always = true;
+  fault.errno_value = ENOSYS;
+  launch(ctx, &spec, &step);
+  collect(ctx, &step, &c);
+  assert_string_equal(c.out, "errno=38");
+}
+
+static void expect_launch_error(struct sandbox_context *ctx, const struct sandbox_step_spec *spec,
+                                const char *needle) {
+  struct sandbox_step step;
+  ep_error *err = NULL;
+  assert_int_equal(sandbox_launch(ctx, spec, &step, &err), -1);
+  assert_int_equal(err->status, EP_EXIT_USAGE);
+  assert_non_null(strstr(err->message, needle));
+  assert_int_equal(step.notify_fd, -1);
+  assert_int_equal(step.pidfd, -1);
+  ep_error_free(&err);
+}
+
+static void test_fault_invalid(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  char *argv[] = {"/bin/true", NULL};
+  struct sandbox_syscall_fault twice[] = {
+      {.nr = SYS_mkdir, .errno_value = EIO, .always = true},
+      {.nr = SYS_mkdir, .always = false},
+  };
+  struct sandbox_step_spec spec = perl_spec("fault-bad", argv, twice, 2);
+  expect_launch_error(ctx, &spec, "two syscall faults");
+  struct sandbox_syscall_fault no_errno = {.nr = SYS_mkdir, .errno_value = 0, .always = true};
+  spec = perl_spec("fault-bad", argv, &no_errno, 1);
+  expect_launch_error(ctx, &spec, "errno 0 out of range");
+  struct sandbox_syscall_fault bad_nr = {.nr = -5, .errno_value = EIO, .always = true};
+  spec = perl_spec("fault-bad", argv, &bad_nr, 1);
+  expect_launch_error(ctx, &spec, "no syscall number -5");
+  /* Nothing was left behind: a good step still runs under the same name. */
+  struct captured c;
+  run_sh(ctx, "fault-bad", "true", &c);
+  assert_int_equal(c.res.exit_code, 0);
+}
+
+static bool wait_trapped(const struct sandbox_step *step) {
+  struct pollfd p = {step->notify_fd, POLLIN, 0};
+  return poll(&p, 1, 10000) == 1 && (p.revents & POLLIN);
+}
+
+/* A step killed while a call waits for a decision: nothing hangs, and a
+ * notification of a caller that is gone is ignored. */
+static void test_fault_killed_while_trapped(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  arm_hang_guard();
+  char *argv[] = {"perl", "-e", "select(undef, undef, undef, 0.2); mkdir \"/tmp/x\"; print \"done\"",
+                  NULL};
+  struct sandbox_syscall_fault fault = {.nr = SYS_mkdir, .always = false};
+  struct sandbox_step_spec spec = perl_spec("fault-kill", argv, &fault, 1);
+  struct sandbox_step step;
+  launch(ctx, &spec, &step);
+  struct decider_state d = {.want_nr = SYS_mkdir};
+  ep_error *err = NULL;
+  /* Nothing waits yet: returns at once without asking. */
+  assert_int_equal(sandbox_handle_notification(&step, counting_decider, &d, &err), 0);
+  assert_int_equal(d.calls, 0);
+  assert_true(wait_trapped(&step));
+  assert_int_equal(sandbox_signal(&step, SIGKILL, &err), 0);
+  struct pollfd p = {step.pidfd, POLLIN, 0};
+  assert_int_equal(poll(&p, 1, 10000), 1);
+  assert_int_equal(sandbox_handle_notification(&step, counting_decider, &d, &err), 0);
+  assert_int_equal(d.calls, 0);
+  struct captured c;
+  collect(ctx, &step, &c);
+  assert_int_equal(c.res.exit_code, 137);
+  assert_string_equal(c.out, "");
+
+  /* Freeing the context with a call still waiting must not hang either. */
+  struct sandbox_context *own = own_context(state, "sbxtrapped");
+  spec.name = "fault-free";
+  launch(own, &spec, &step);
+  assert_true(wait_trapped(&step));
+  sandbox_context_free(own);
+  alarm(0);
+  close(step.stdout_fd);
+  close(step.stderr_fd);
+}
+
+/* Unprivileged, without namespaces: the listener still reaches the runner. */
+static int degraded_fault_child(void) {
+  if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+    return 2;
+  struct sandbox_options opts = {.require_namespaces = false, .run_name = "sbxnobodyf"};
+  struct sandbox_context *ctx = NULL;
+  ep_error *err = NULL;
+  if (sandbox_context_new(&opts, &ctx, &err) < 0)
+    return 3;
+  char script[200];
+  snprintf(script, sizeof(script), "print mkdir(\"/tmp/exitprobe-nobody-%d\") ? \"ok\" : \"$!\"",
+           (int)getpid());
+  char *argv[] = {"perl", "-e", script, NULL};
+  struct sandbox_syscall_fault fault = {.nr = SYS_mkdir, .always = false};
+  struct sandbox_step_spec spec = perl_spec("nobodyf", argv, &fault, 1);
+  struct sandbox_step step;
+  int rc = 0;
+  if (sandbox_launch(ctx, &spec, &step, &err) < 0 || step.notify_fd < 0)
+    rc = 4;
+  struct decider_state d = {.fail_from = 1, .errno_value = EDQUOT, .want_nr = SYS_mkdir};
+  char buf[64] = "";
+  size_t n = 0;
+  while (rc == 0) {
+    struct pollfd p[2] = {{step.stdout_fd, POLLIN, 0}, {step.notify_fd, POLLIN, 0}};
+    if (poll(p, 2, 10000) <= 0) {
+      rc = 5;
+      break;
+    }
+    if ((p[1].revents & POLLIN) && sandbox_handle_notification(&step, counting_decider, &d, &err) < 0)
+      rc = 6;
+    if (p[0].revents != 0) {
+      ssize_t r = read(step.stdout_fd, buf + n, sizeof(buf) - 1 - n);
+      if (r <= 0)
+        break;
+      n += (size_t)r;
+    }
+  }
+  buf[n] = '\0';
+  if (rc == 0) {
+    struct sandbox_result res;
+    if (sandbox_reap(ctx, &step, &res, &err) < 0)
+      rc = 7;
+    else if (d.calls != 1 || strcmp(buf, "Disk quota exceeded") != 0 || step.notify_fd != -1)
+      rc = 8;
+    close(step.stdout_fd);
+    close(step.stderr_fd);
+  }
+  sandbox_context_free(ctx);
+  ep_error_free(&err);
+  return rc;
+}
+
+static void test_fault_unprivileged(void **state) {
+  struct sandbox_context *ctx = need_sandbox(state);
+  need_faults(ctx);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    _exit(degraded_fault_child());
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_seccomp_program),
@@ -896,8 +1309,19 @@ int main(void) {
       cmocka_unit_test(test_concurrent_steps),
       cmocka_unit_test(test_context_free_cleans_up),
       cmocka_unit_test(test_run_groups_removed_after_free),
+      cmocka_unit_test(test_stale_runs_swept),
       cmocka_unit_test(test_remount_fallback),
       cmocka_unit_test(test_unprivileged_degrades),
+      cmocka_unit_test(test_fault_always),
+      cmocka_unit_test(test_fault_notify_decides_each_call),
+      cmocka_unit_test(test_fault_notify_continue),
+      cmocka_unit_test(test_fault_notify_exec),
+      cmocka_unit_test(test_fault_handoff_exempt),
+      cmocka_unit_test(test_fault_notify_baseline_denied),
+      cmocka_unit_test(test_fault_invalid),
+      cmocka_unit_test(test_fault_killed_while_trapped),
+      cmocka_unit_test(test_fault_unprivileged),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return failed == 0 && sandbox_unavailable ? 77 : failed;
 }
