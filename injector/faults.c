@@ -224,10 +224,47 @@ void fault_plan_prepare_step(struct fault_plan *plan, const struct wf_node *node
     case FAULT_NETWORK:
       spec->network_isolated = true;
       break;
+    case FAULT_SYSCALL:
+      if (sf->n_syscalls < sizeof(sf->syscalls) / sizeof(sf->syscalls[0])) {
+        size_t k = sf->n_syscalls++;
+        /* Through the supervisor even for "every call": then a firing is seen, not assumed. */
+        sf->syscalls[k] = (struct sandbox_syscall_fault){
+            .nr = f->syscall_nr, .errno_value = f->errno_value, .always = false, .tag = k};
+        sf->syscall_fault[k] = i;
+        spec->syscall_faults = sf->syscalls;
+        spec->n_syscall_faults = sf->n_syscalls;
+      }
+      break;
     default:
       break;
     }
   }
+}
+
+/* splitmix64: a small, well-distributed generator; the same seed gives the
+ * same sequence of decisions run after run. */
+static double next_uniform(struct fault_plan *plan) {
+  uint64_t z = (plan->rng += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return (double)(z >> 11) / 9007199254740992.0;
+}
+
+int fault_plan_decide_syscall(struct fault_plan *plan, const struct wf_node *node,
+                              struct step_faults *sf, size_t tag, int64_t now_us) {
+  if (plan == NULL || tag >= sf->n_syscalls)
+    return 0;
+  size_t i = sf->syscall_fault[tag];
+  const struct fault *f = &plan->faults[i];
+  int64_t call = ++sf->syscall_calls[tag];
+  if (call < f->nth)
+    return 0;
+  if (f->probability < 1.0 && next_uniform(plan) >= f->probability)
+    return 0;
+  fire(plan, i, node, now_us, "%s failed with %s from call %lld on", f->syscall, f->errno_name,
+       (long long)call);
+  return f->errno_value;
 }
 
 void fault_plan_step_started(struct fault_plan *plan, const struct wf_node *node,

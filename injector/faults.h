@@ -32,7 +32,18 @@ struct step_faults {
   int64_t launched_us;
   bool frozen;
   char **argv;          /* replacement argv when an exit/hang fault rewrote it (owned) */
+  /* syscall faults, decided call by call (so that a firing is observed) */
+  struct sandbox_syscall_fault syscalls[8];
+  size_t syscall_fault[8]; /* plan index of each */
+  int64_t syscall_calls[8];
+  size_t n_syscalls;
 };
+
+/* Decide one trapped call of a syscall fault (sandbox_syscall_decider):
+ * 0 lets it run, an errno fails it -- from the nth call on, each with the
+ * fault's probability drawn from the seed. */
+int fault_plan_decide_syscall(struct fault_plan *plan, const struct wf_node *node,
+                              struct step_faults *sf, size_t tag, int64_t now_us);
 
 /* How long the step must still wait (delay faults), in µs from now; 0 = go. */
 int64_t fault_plan_delay(struct fault_plan *plan, const struct wf_node *node, int64_t now_us);

@@ -514,6 +514,9 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
       case WATCH_STDERR:
         drain_pipe(&c, w->pod, 2);
         break;
+      case WATCH_NOTIFY:
+        answer_syscall(&c, w->pod, events[i].events);
+        break;
       }
     }
     /* Settle pods only after the whole batch: a pod freed here may still

@@ -13,7 +13,7 @@
 
 #define MAX_TEMPLATE_DEPTH 128
 
-enum watch_kind { WATCH_PIDFD, WATCH_STDOUT, WATCH_STDERR, WATCH_SIGNAL, WATCH_TIMER };
+enum watch_kind { WATCH_PIDFD, WATCH_STDOUT, WATCH_STDERR, WATCH_NOTIFY, WATCH_SIGNAL, WATCH_TIMER };
 
 struct pod;
 
@@ -37,7 +37,7 @@ struct pod {
   struct sandbox_step step;
   struct step_output output;
   struct sandbox_result result;
-  struct watch watches[3];
+  struct watch watches[4];
   char *tmp_dir;           /* host directory bound at the step's /tmp */
   bool exited, stdout_eof, stderr_eof;
   bool in_exit_handler;    /* exempt from Stop and the workflow deadline */
@@ -91,6 +91,8 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
                 const struct var_scope *scope, const struct exec_ctx *x);
 void reap_pod(struct controller *c, struct pod *p);
 void drain_pipe(struct controller *c, struct pod *p, int stream);
+/* A trapped syscall of a step under a syscall fault (events: epoll flags). */
+void answer_syscall(struct controller *c, struct pod *p, uint32_t events);
 void maybe_finish_pod(struct controller *c, struct pod *p);
 /* Deadlines, grace periods and timed faults of running pods. */
 void tend_pods(struct controller *c);

@@ -220,7 +220,7 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
   struct pod *p = calloc(1, sizeof(*p));
   if (p == NULL)
     abort();
-  p->step.stdout_fd = p->step.stderr_fd = p->step.pidfd = -1;
+  p->step.stdout_fd = p->step.stderr_fd = p->step.pidfd = p->step.notify_fd = -1;
   struct var_scope local;
   var_scope_init(&local, scope);
   /* spec.parallelism: the node waits, Pending, for a free slot. */
@@ -282,9 +282,11 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
   p->watches[0] = (struct watch){WATCH_PIDFD, p};
   p->watches[1] = (struct watch){WATCH_STDOUT, p};
   p->watches[2] = (struct watch){WATCH_STDERR, p};
+  p->watches[3] = (struct watch){WATCH_NOTIFY, p};
   if (epoll_add(c, p->step.pidfd, &p->watches[0]) < 0 ||
       epoll_add(c, p->step.stdout_fd, &p->watches[1]) < 0 ||
-      epoll_add(c, p->step.stderr_fd, &p->watches[2]) < 0) {
+      epoll_add(c, p->step.stderr_fd, &p->watches[2]) < 0 ||
+      (p->step.notify_fd >= 0 && epoll_add(c, p->step.notify_fd, &p->watches[3]) < 0)) {
     c->internal_error = true;
     sandbox_signal(&p->step, SIGKILL, NULL);
   }
@@ -455,9 +457,34 @@ void drain_pipe(struct controller *c, struct pod *p, int stream) {
   }
 }
 
+static int decide_syscall(void *ctx, size_t tag, int nr) {
+  struct pod *p = ctx;
+  (void)nr;
+  return fault_plan_decide_syscall(p->owner->opts->faults, p->node, &p->faults, tag,
+                                   now_realtime_us());
+}
+
+void answer_syscall(struct controller *c, struct pod *p, uint32_t events) {
+  if (p->step.notify_fd < 0)
+    return;
+  if (events & EPOLLIN) {
+    ep_error *e = NULL;
+    if (sandbox_handle_notification(&p->step, decide_syscall, p, &e) < 0) {
+      progress(c, "  %s: answering a trapped syscall failed: %s", p->node->display_name,
+               e->message);
+      ep_error_free(&e);
+    }
+  } else if (events & (EPOLLHUP | EPOLLERR)) {
+    /* Nothing under the filter is left: stop listening, the fd closes at reap. */
+    epoll_ctl(c->epfd, EPOLL_CTL_DEL, p->step.notify_fd, NULL);
+  }
+}
+
 void reap_pod(struct controller *c, struct pod *p) {
   ep_error *e = NULL;
   epoll_ctl(c->epfd, EPOLL_CTL_DEL, p->step.pidfd, NULL);
+  if (p->step.notify_fd >= 0)
+    epoll_ctl(c->epfd, EPOLL_CTL_DEL, p->step.notify_fd, NULL);
   if (sandbox_reap(c->sandbox, &p->step, &p->result, &e) < 0) {
     p->result.setup_failed = true;
     snprintf(p->result.setup_error, sizeof(p->result.setup_error), "reaping the step: %s",
