@@ -9,6 +9,8 @@
 
 /* What became of one fault during the run. */
 struct fault_state {
+  bool sent;      /* a signal fault's signal was delivered; it fired if the step died of it */
+  int64_t sent_at_us;
   bool fired;
   int64_t fired_at_us;
   char *node_id;
@@ -267,6 +269,16 @@ int fault_plan_decide_syscall(struct fault_plan *plan, const struct wf_node *nod
   return f->errno_value;
 }
 
+/* A signal fault fires when the step dies of the signal; a step that
+ * ended before the signal reached it makes the fault not fire. */
+static void send_signal(struct fault_plan *plan, size_t i, struct sandbox_step *step,
+                        int64_t now_us) {
+  struct fault_state *s = &plan->states[i];
+  s->sent = true;
+  s->sent_at_us = now_us;
+  sandbox_signal(step, plan->faults[i].signal, NULL);
+}
+
 void fault_plan_step_started(struct fault_plan *plan, const struct wf_node *node,
                              struct step_faults *sf, struct sandbox_step *step, int64_t now_us) {
   sf->launched_us = now_us;
@@ -285,10 +297,8 @@ void fault_plan_step_started(struct fault_plan *plan, const struct wf_node *node
       fire(plan, i, node, now_us, "own network namespace: loopback only");
       break;
     case FAULT_SIGNAL:
-      if (f->at_start) {
-        sandbox_signal(step, f->signal, NULL);
-        fire(plan, i, node, now_us, "%s at start", sigabbrev_np(f->signal));
-      }
+      if (f->at_start)
+        send_signal(plan, i, step, now_us);
       break;
     default:
       break;
@@ -311,11 +321,9 @@ int64_t fault_plan_tick(struct fault_plan *plan, const struct wf_node *node,
     if (f->action == FAULT_SIGNAL && !s->fired && f->after_ms >= 0 && !f->at_start &&
         f->on_output == NULL) {
       int64_t at = sf->launched_us + scaled_us(plan, f->after_ms);
-      if (now_us >= at) {
-        sandbox_signal(step, f->signal, NULL);
-        fire(plan, i, node, now_us, "%s after %.3fs", sigabbrev_np(f->signal),
-             (double)(now_us - sf->launched_us) / 1e6);
-      } else {
+      if (now_us >= at && !s->sent) {
+        send_signal(plan, i, step, now_us);
+      } else if (!s->sent) {
         WANT(at);
       }
     } else if (f->action == FAULT_FREEZE) {
@@ -363,10 +371,8 @@ void fault_plan_output_line(struct fault_plan *plan, const struct wf_node *node,
       abort();
     if (len > 0 && text[len - 1] == '\n')
       text[len - 1] = '\0';
-    if (regexec(&f->on_output_re, text, 0, NULL, 0) == 0) {
-      sandbox_signal(step, f->signal, NULL);
-      fire(plan, i, node, now_us, "%s when output matched: %.200s", sigabbrev_np(f->signal), text);
-    }
+    if (!plan->states[i].sent && regexec(&f->on_output_re, text, 0, NULL, 0) == 0)
+      send_signal(plan, i, step, now_us);
     free(text);
   }
 }
@@ -392,6 +398,24 @@ void fault_plan_step_ended(struct fault_plan *plan, const struct wf_node *node,
                         (unsigned long long)f->memory_limit) < 0)
         abort();
       break;
+    case FAULT_SIGNAL: {
+      struct fault_state *st = &plan->states[i];
+      if (!st->sent)
+        break;
+      bool died_of_it = result->signal == f->signal || result->exit_code == 128 + f->signal;
+      if (died_of_it) {
+        fire(plan, i, node, st->sent_at_us, "%s delivered %.3fs after the start; the step "
+                                           "ended with exit code %d",
+             sigabbrev_np(f->signal), (double)(st->sent_at_us - sf->launched_us) / 1e6,
+             result->exit_code);
+      } else if (st->detail == NULL &&
+                 asprintf(&st->detail, "%s was sent but the step ended with exit code %d "
+                                       "(it had finished, or handled the signal)",
+                          sigabbrev_np(f->signal), result->exit_code) < 0) {
+        abort();
+      }
+      break;
+    }
     case FAULT_PIDS:
       if (result->pids_limited)
         fire(plan, i, node, now_us, "a fork failed on the limit of %lld processes",
