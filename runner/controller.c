@@ -158,14 +158,11 @@ static struct wf_node *run_top(struct controller *c, const char *name, const cha
   struct exec_ctx x = {.boundary_id = NULL, .in_exit_handler = exit_handler};
   struct wf_node *node = run_state_find_name(c->st, name);
   char *why = NULL;
-  /* The exit hook's arguments are resolved against the globals; the
-   * workflow's own arguments feed the rest (argo-semantics §5.2). */
-  int rc = bind_inputs(t, c->wf->arguments, c->wf->n_arguments, NULL, &inputs, &why);
-  if (rc == 0 && n_args > 0) {
-    free(why);
-    why = NULL;
-    rc = bind_inputs(t, args, n_args, &c->globals, &inputs, &why);
-  }
+  /* An exit hook with arguments gets those, resolved against the globals;
+   * otherwise the workflow's own arguments feed it (Argo's GetExitHook /
+   * WithArgs, argo-semantics §5.2). */
+  int rc = n_args > 0 ? bind_inputs(t, args, n_args, &c->globals, &inputs, &why)
+                      : bind_inputs(t, c->wf->arguments, c->wf->n_arguments, NULL, &inputs, &why);
   if (rc < 0 && node == NULL) {
     node = run_state_add_node(c->st, name, name, node_type_for(t), t->name, NULL);
     node->hooked = exit_handler;

@@ -50,6 +50,13 @@ struct pod {
   struct pod *next;
 };
 
+struct node_list {
+  struct wf_node **v;
+  size_t n, cap;
+};
+void node_list_push(struct node_list *l, struct wf_node *n);
+void node_list_free(struct node_list *l);
+
 /* Where a template runs: its boundary and whether it belongs to an exit handler. */
 struct exec_ctx {
   const char *boundary_id;
@@ -109,6 +116,16 @@ enum node_type node_type_for(const struct wf_template *t);
 struct wf_node *execute_template(struct controller *c, const char *name, const char *display,
                                  const struct wf_template *t, const struct var_scope *inputs,
                                  struct wf_node *parent, const struct exec_ctx *x);
+/* Attempts of a Retry node (children flagged retried), with the first and last. */
+size_t retry_attempts(const struct controller *c, const struct wf_node *node,
+                      struct wf_node **first, struct wf_node **last);
+/* Argo's outbound nodes (getOutboundNodes): where whatever comes next is
+ * attached -- a pod itself, a loop's expansions, a retry's last attempt, a
+ * nested steps/DAG's last pods. */
+void outbound_nodes(const struct controller *c, struct wf_node *node, struct node_list *out);
+/* Add child under every outbound node of parent. */
+void attach_after(struct controller *c, struct wf_node *parent, struct wf_node *child);
+
 /* Bind inputs.parameters.* from arguments (substituted in arg_scope when non-NULL). */
 int bind_inputs(const struct wf_template *t, const struct wf_parameter *args, size_t n_args,
                 const struct var_scope *arg_scope, struct var_scope *out, char **why);
@@ -117,19 +134,13 @@ void bind_node_outputs(struct var_scope *scope, const char *prefix, const char *
                        const struct wf_node *n);
 
 /* exec_call.c: one step or DAG task: loops, when, hooks. */
-struct node_list {
-  struct wf_node **v;
-  size_t n, cap;
-};
-void node_list_push(struct node_list *l, struct wf_node *n);
-void node_list_free(struct node_list *l);
-
 struct call_site {
   const struct wf_step *step;
   struct wf_node *parent;   /* group or DAG node the call's nodes hang under */
   const char *base_name;    /* node name without loop suffix */
   const char *scope_prefix; /* "steps" or "tasks" */
   int *budget;              /* new nodes that may still start (parallelism); NULL = any */
+  bool link_parent;         /* new nodes become children of parent (false: the caller links) */
 };
 /* Run one call.  Appends the nodes that stand for it to *out: the loop's
  * expansions for steps, the TaskGroup for a looped DAG task, else the one
@@ -143,6 +154,8 @@ void execute_steps(struct controller *c, struct wf_node *node, const struct wf_t
                    const struct var_scope *inputs, const struct exec_ctx *x);
 void execute_dag(struct controller *c, struct wf_node *node, const struct wf_template *t,
                  const struct var_scope *inputs, const struct exec_ctx *x);
+/* Outbound nodes of a DAG node: those of its target tasks.  False if none exist yet. */
+bool dag_outbound_nodes(const struct controller *c, struct wf_node *node, struct node_list *out);
 
 /* loops.c */
 struct loop_item {

@@ -35,7 +35,8 @@ static struct wf_node *new_child(struct controller *c, const struct call_site *s
                                  const char *name, const char *display, enum node_type type,
                                  const char *template_name, const struct exec_ctx *x) {
   struct wf_node *n = run_state_add_node(c->st, name, display, type, template_name, x->boundary_id);
-  run_state_add_child(site->parent, n->id);
+  if (site->link_parent)
+    run_state_add_child(site->parent, n->id);
   c->changed = true;
   return n;
 }
@@ -112,10 +113,23 @@ static bool run_hooks(struct controller *c, const struct call_site *site, struct
   bool done = true;
   for (size_t h = 0; h < s->n_hooks; h++) {
     const struct wf_hook *hook = &s->hooks[h];
-    if (hook->expression == NULL) {
+    if (strcmp(hook->name, "exit") == 0) {
       if (!node_phase_completed(node->phase))
         continue; /* Skipped/Omitted steps never run their exit hook */
-      done &= run_hook(c, node, hook, "onExit", &self, x);
+      char *hname = xasprintf("%s.onExit", node->name);
+      bool exists = run_state_find_name(c->st, hname) != NULL;
+      free(hname);
+      /* A step-level exit hook's expression is evaluated (unlike the workflow's). */
+      bool run = true;
+      if (!exists && hook->expression != NULL) {
+        ep_error *e = NULL;
+        if (expr_eval_bool(hook->expression, EXPR_EXPRLANG, scope_lookup, &self, &run, &e) < 0) {
+          ep_error_free(&e);
+          run = false;
+        }
+      }
+      if (run)
+        done &= run_hook(c, node, hook, "onExit", &self, x);
       continue;
     }
     char *suffix = xasprintf("hooks.%s", hook->name);
@@ -157,6 +171,16 @@ static struct wf_node *execute_single(struct controller *c, const struct call_si
     } else if (s->when != NULL) {
       char *shown = NULL, *why = NULL;
       int run = evaluate_when(s->when, scope, &shown, &why);
+      if (run < 0 && strcmp(site->scope_prefix, "steps") == 0) {
+        /* Argo fails the whole step group on a bad reference or condition. */
+        char *msg = xasprintf("Failed to resolve references: %s", why);
+        node_finish(site->parent, PHASE_ERROR, msg);
+        free(msg);
+        free(shown);
+        free(why);
+        *fulfilled = true;
+        return NULL;
+      }
       if (run <= 0) {
         node = new_child(c, site, name, display, NODE_SKIPPED, t->name, x);
         if (run < 0) {
@@ -183,7 +207,8 @@ static struct wf_node *execute_single(struct controller *c, const struct call_si
         node = new_child(c, site, name, display, node_type_for(t), t->name, x);
       node_finish(node, PHASE_ERROR, why);
     } else {
-      node = execute_template(c, name, display, t, &inputs, site->parent, x);
+      node = execute_template(c, name, display, t, &inputs, site->link_parent ? site->parent : NULL,
+                              x);
     }
     if (is_new)
       budget_take(site);
@@ -250,6 +275,7 @@ bool execute_call(struct controller *c, const struct call_site *site,
       group->phase = PHASE_RUNNING;
     }
     inner.parent = group;
+    inner.link_parent = true; /* expansions hang under their TaskGroup */
   }
   bool all = true;
   enum node_phase worst = PHASE_SUCCEEDED;

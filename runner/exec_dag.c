@@ -89,8 +89,7 @@ static void find_targets(struct controller *c, struct dag_run *d, const struct v
   (void)c;
 }
 
-static bool is_target(const struct dag_run *d, size_t i) {
-  const struct wf_template *t = d->t;
+static bool task_is_target(const struct wf_template *t, size_t i) {
   if (t->dag_target != NULL) {
     const char *p = t->dag_target;
     size_t len = strlen(t->tasks[i].name);
@@ -129,11 +128,15 @@ static bool task_result(const struct dag_run *d, int i, const char *result, size
   if (IS("Daemoned"))
     return false;
   if (IS("AnySucceeded") || IS("AllFailed")) {
-    bool any = false, all = n->n_children > 0;
+    bool any = false, all = false;
+    size_t name_len = strlen(n->name), seen = 0;
     for (size_t k = 0; k < n->n_children; k++) {
       const struct wf_node *ch = run_state_find_id(d->c->st, n->children[k]);
-      any |= ch && ch->phase == PHASE_SUCCEEDED;
-      all &= ch && ch->phase == PHASE_FAILED;
+      /* Only the loop's expansions "name(i:item)", not nodes hung under it. */
+      if (ch == NULL || strncmp(ch->name, n->name, name_len) != 0 || ch->name[name_len] != '(')
+        continue;
+      all = seen++ == 0 ? ch->phase == PHASE_FAILED : all && ch->phase == PHASE_FAILED;
+      any |= ch->phase == PHASE_SUCCEEDED;
     }
     return IS("AnySucceeded") ? any : all;
   }
@@ -238,6 +241,16 @@ static bool covered_by_continue_on(const struct wf_step *task, enum node_phase p
          (p == PHASE_ERROR && task->continue_on_error);
 }
 
+static void link_task(struct dag_run *d, struct wf_node *n, const int *deps, size_t nd) {
+  if (nd == 0) {
+    run_state_add_child(d->node, n->id);
+    return;
+  }
+  for (size_t k = 0; k < nd; k++)
+    if (d->task_nodes[deps[k]] != NULL)
+      attach_after(d->c, d->task_nodes[deps[k]], n);
+}
+
 /* One pass over the tasks; returns whether anything new was created. */
 static bool schedule_pass(struct dag_run *d, struct var_scope *scope, int *budget) {
   struct controller *c = d->c;
@@ -256,10 +269,9 @@ static bool schedule_pass(struct dag_run *d, struct var_scope *scope, int *budge
       continue;
     char *base = xasprintf("%s.%s", d->node->name, task->name);
     struct wf_node *existing = run_state_find_name(c->st, base);
-    /* Tasks hang under the tasks they depend on, as Argo draws them. */
+    /* Tasks hang under the outbound nodes of the tasks they depend on, as
+     * Argo links them (connectDependencies); the first ones under the DAG. */
     struct wf_node *parent = d->node;
-    if (nd > 0 && d->task_nodes[deps[0]] != NULL)
-      parent = d->task_nodes[deps[0]];
     if (existing == NULL && (nd > 0 || task->depends != NULL)) {
       bool run = true;
       char *why = NULL;
@@ -267,10 +279,7 @@ static bool schedule_pass(struct dag_run *d, struct var_scope *scope, int *budge
         const struct wf_template *tt = workflow_find_template(c->wf, task->template_name);
         struct wf_node *n = run_state_add_node(c->st, base, task->name, NODE_SKIPPED, tt->name,
                                                d->node->id);
-        run_state_add_child(parent, n->id);
-        for (size_t k = 1; k < nd; k++)
-          if (d->task_nodes[deps[k]] != NULL)
-            run_state_add_child(d->task_nodes[deps[k]], n->id);
+        link_task(d, n, deps, nd);
         if (why != NULL)
           node_finish(n, PHASE_ERROR, why);
         else
@@ -285,14 +294,13 @@ static bool schedule_pass(struct dag_run *d, struct var_scope *scope, int *budge
       }
     }
     struct call_site site = {.step = task, .parent = parent, .base_name = base,
-                             .scope_prefix = "tasks", .budget = budget};
+                             .scope_prefix = "tasks", .budget = budget,
+                             .link_parent = nd > 0 ? false : true};
     struct node_list nodes = {0};
     bool done = execute_call(c, &site, scope, d->x, &nodes);
     if (nodes.n > 0) {
-      if (existing == NULL)
-        for (size_t k = 1; k < nd; k++)
-          if (d->task_nodes[deps[k]] != NULL)
-            run_state_add_child(d->task_nodes[deps[k]], nodes.v[0]->id);
+      if (existing == NULL && nd > 0)
+        link_task(d, nodes.v[0], deps, nd);
       d->task_nodes[i] = nodes.v[0];
       if (existing == NULL)
         progressed = true;
@@ -335,7 +343,7 @@ static void assess(struct dag_run *d) {
     if (d->needed[i] && !d->done[i])
       return; /* still Running */
   for (size_t i = 0; i < t->n_tasks; i++) {
-    if (!d->needed[i] || !is_target(d, i))
+    if (!d->needed[i] || !task_is_target(t, i))
       continue;
     enum node_phase p = branch_phase(d, i, 0);
     if ((p == PHASE_FAILED || p == PHASE_ERROR) && !covered_by_continue_on(&t->tasks[i], p)) {
@@ -375,4 +383,21 @@ void execute_dag(struct controller *c, struct wf_node *node, const struct wf_tem
   free(d.task_nodes);
   free(d.done);
   free(d.needed);
+}
+
+bool dag_outbound_nodes(const struct controller *c, struct wf_node *node, struct node_list *out) {
+  const struct wf_template *t = node->template_name ? workflow_find_template(c->wf, node->template_name) : NULL;
+  if (t == NULL || t->kind != TEMPLATE_DAG)
+    return false;
+  size_t before = out->n;
+  for (size_t i = 0; i < t->n_tasks; i++) {
+    if (!task_is_target(t, i))
+      continue;
+    char *name = xasprintf("%s.%s", node->name, t->tasks[i].name);
+    struct wf_node *n = run_state_find_name(c->st, name);
+    free(name);
+    if (n != NULL)
+      outbound_nodes(c, n, out);
+  }
+  return out->n > before;
 }

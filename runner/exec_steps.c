@@ -26,12 +26,17 @@ static struct wf_node *group_node(struct controller *c, struct wf_node *steps_no
     group = run_state_add_node(c->st, gname, display, NODE_STEP_GROUP, NULL, steps_node->id);
     group->phase = PHASE_RUNNING;
     c->changed = true;
-    /* Argo chains groups: group i+1 hangs under every step of group i. */
+    /* Argo chains groups: group i+1 hangs under the outbound nodes of every
+     * step of group i (a retry's last attempt, a loop's expansions...). */
     if (prev_group == NULL || prev_group->n_children == 0) {
       run_state_add_child(steps_node, group->id);
     } else {
-      for (size_t k = 0; k < prev_group->n_children; k++)
-        run_state_add_child(run_state_find_id(c->st, prev_group->children[k]), group->id);
+      size_t n_prev = prev_group->n_children;
+      for (size_t k = 0; k < n_prev; k++) {
+        struct wf_node *step = run_state_find_id(c->st, prev_group->children[k]);
+        if (step != NULL && step != group)
+          attach_after(c, step, group);
+      }
     }
   }
   free(gname);
@@ -72,7 +77,7 @@ static struct wf_node *execute_group(struct controller *c, struct wf_node *steps
       budget = 0;
     char *base = xasprintf("%s.%s", group->name, s->name);
     struct call_site site = {.step = s, .parent = group, .base_name = base,
-                             .scope_prefix = "steps", .budget = &budget};
+                             .scope_prefix = "steps", .budget = &budget, .link_parent = true};
     struct node_list nodes = {0};
     bool done = execute_call(c, &site, scope, x, &nodes);
     free(base);
@@ -83,6 +88,8 @@ static struct wf_node *execute_group(struct controller *c, struct wf_node *steps
         failed = nodes.v[k];
     node_list_free(&nodes);
   }
+  if (node_phase_fulfilled(group->phase))
+    return group; /* a step errored the whole group (e.g. an invalid `when`) */
   if (t->fail_fast && failed != NULL && active_children(c, group) == 0) {
     node_finish(group, PHASE_FAILED, FAIL_FAST_MESSAGE);
     return group;

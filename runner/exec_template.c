@@ -369,7 +369,8 @@ static void settle_or_retry(struct controller *c, struct wf_node *node,
   /* A scenario's timeScale shrinks the controller's clocks, not the steps'. */
   wait *= c->opts->time_scale;
   double max = max_duration_seconds(r, &scope) * c->opts->time_scale;
-  struct wf_node *first = run_state_find_id(c->st, node->children[0]);
+  struct wf_node *first, *newest;
+  retry_attempts(c, node, &first, &newest);
   int64_t now = now_realtime_us();
   if (max > 0 && first != NULL) {
     int64_t limit_at = first->started_at_us + (int64_t)(max * 1e6);
@@ -400,13 +401,30 @@ out:
   (void)t;
 }
 
+/* The attempts of a Retry node, in order: its children flagged retried (hook
+ * nodes and dependents hang there too). */
+size_t retry_attempts(const struct controller *c, const struct wf_node *node,
+                      struct wf_node **first, struct wf_node **last) {
+  size_t n = 0;
+  *first = *last = NULL;
+  for (size_t i = 0; i < node->n_children; i++) {
+    struct wf_node *ch = run_state_find_id(c->st, node->children[i]);
+    if (ch == NULL || !ch->retried)
+      continue;
+    if (n++ == 0)
+      *first = ch;
+    *last = ch;
+  }
+  return n;
+}
+
 static void execute_with_retries(struct controller *c, struct wf_node *node,
                                  const struct wf_template *t, const struct wf_retry *r,
                                  const struct var_scope *inputs, const struct exec_ctx *x) {
   node->phase = PHASE_RUNNING;
   for (;;) {
-    size_t attempts = node->n_children;
-    struct wf_node *last = attempts ? run_state_find_id(c->st, node->children[attempts - 1]) : NULL;
+    struct wf_node *first_attempt, *last;
+    size_t attempts = retry_attempts(c, node, &first_attempt, &last);
     if (last != NULL && !node_phase_fulfilled(last->phase)) {
       /* Keep the running attempt moving. */
       struct var_scope scope;
@@ -478,4 +496,65 @@ struct wf_node *execute_template(struct controller *c, const char *name, const c
     execute_body(c, node, t, inputs, x);
   c->depth--;
   return node;
+}
+
+void outbound_nodes(const struct controller *c, struct wf_node *node, struct node_list *out) {
+  switch (node->type) {
+  case NODE_RETRY: {
+    struct wf_node *first, *last;
+    if (retry_attempts(c, node, &first, &last) > 0) {
+      outbound_nodes(c, last, out);
+      return;
+    }
+    break;
+  }
+  case NODE_TASK_GROUP: {
+    size_t len = strlen(node->name);
+    bool any = false;
+    for (size_t i = 0; i < node->n_children; i++) {
+      struct wf_node *ch = run_state_find_id(c->st, node->children[i]);
+      if (ch && strncmp(ch->name, node->name, len) == 0 && ch->name[len] == '(') {
+        outbound_nodes(c, ch, out);
+        any = true;
+      }
+    }
+    if (any)
+      return;
+    break;
+  }
+  case NODE_STEPS: {
+    /* The last group that ran: the outbound nodes of its steps. */
+    struct wf_node *last_group = NULL;
+    for (size_t i = 0; i < c->st->n_nodes; i++) {
+      struct wf_node *n = c->st->nodes[i];
+      if (n->type == NODE_STEP_GROUP && n->boundary_id && strcmp(n->boundary_id, node->id) == 0)
+        last_group = n;
+    }
+    if (last_group != NULL && last_group->n_children > 0) {
+      for (size_t i = 0; i < last_group->n_children; i++) {
+        struct wf_node *ch = run_state_find_id(c->st, last_group->children[i]);
+        if (ch && ch->type != NODE_STEP_GROUP && !ch->hooked)
+          outbound_nodes(c, ch, out);
+      }
+      return;
+    }
+    break;
+  }
+  case NODE_DAG:
+    if (dag_outbound_nodes(c, node, out))
+      return;
+    break;
+  default:
+    break;
+  }
+  node_list_push(out, node);
+}
+
+void attach_after(struct controller *c, struct wf_node *parent, struct wf_node *child) {
+  struct node_list out = {0};
+  outbound_nodes(c, parent, &out);
+  for (size_t i = 0; i < out.n; i++)
+    if (out.v[i] != child)
+      run_state_add_child(out.v[i], child->id);
+  node_list_free(&out);
 }

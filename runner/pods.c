@@ -2,6 +2,7 @@
  * output, deadlines and kills, and turning their fate into a node phase
  * (argo-semantics §2). */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -205,6 +206,31 @@ static int pod_deadline(struct controller *c, const struct wf_template *t,
   return 0;
 }
 
+/* An entrypoint program that lives under the host's /tmp (a build tree
+ * there, say) is hidden by the step's own /tmp: copy it into that /tmp. */
+static int stage_entrypoint(const char *tmp_dir, char **argv0) {
+  char *dest = xasprintf("%s/.exitprobe-entrypoint", tmp_dir);
+  int in = open(*argv0, O_RDONLY | O_CLOEXEC);
+  int out = in < 0 ? -1 : open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+  int rc = in < 0 || out < 0 ? -1 : 0;
+  char buf[65536];
+  ssize_t n;
+  while (rc == 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+    if (n < 0 || write(out, buf, (size_t)n) != n)
+      rc = -1;
+  }
+  if (in >= 0)
+    close(in);
+  if (out >= 0 && close(out) < 0)
+    rc = -1;
+  free(dest);
+  if (rc == 0) {
+    free(*argv0);
+    *argv0 = strdup("/tmp/.exitprobe-entrypoint");
+  }
+  return rc;
+}
+
 static void on_output_line(void *ctx, const char *line, size_t len) {
   struct pod *p = ctx;
   if (!p->exited)
@@ -251,6 +277,13 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     goto done;
   }
   chmod(p->tmp_dir, 01777);
+  if (strncmp(r.argv[0], "/tmp/", 5) == 0 && t->n_command == 0 &&
+      stage_entrypoint(p->tmp_dir, &r.argv[0]) < 0) {
+    char *msg = xasprintf("cannot stage the image entrypoint %s in the step's /tmp", r.argv[0]);
+    node_finish(node, PHASE_ERROR, msg);
+    free(msg);
+    goto done;
+  }
   struct sandbox_step_spec spec = {
       .name = node->id,
       .hostname = node->pod_name,
