@@ -9,7 +9,8 @@
 
 /* What became of one fault during the run. */
 struct fault_state {
-  bool sent;      /* a signal fault's signal was delivered; it fired if the step died of it */
+  bool sent;      /* a signal fault's signal reached a live process of the step */
+  bool sent_tried;
   int64_t sent_at_us;
   bool fired;
   int64_t fired_at_us;
@@ -212,6 +213,16 @@ void fault_plan_prepare_step(struct fault_plan *plan, const struct wf_node *node
         replace_argv(sf, spec, strv_dup_prefixed(prefix, 5, spec->argv));
       }
       break;
+    case FAULT_SIGNAL:
+      if (f->at_start) {
+        /* "As soon as it starts": the step's first act is to receive the
+         * signal, so a fast command cannot finish before it lands. */
+        char script[96];
+        snprintf(script, sizeof(script), "kill -s %s $$; exec \"$@\"", sigabbrev_np(f->signal));
+        const char *prefix[] = {"/bin/sh", "-c", script, "exitprobe-fault"};
+        replace_argv(sf, spec, strv_dup_prefixed(prefix, 4, spec->argv));
+      }
+      break;
     case FAULT_HANG: {
       const char *argv[] = {"/bin/sh", "-c", "while :; do sleep 3600; done"};
       replace_argv(sf, spec, strv_dup_prefixed(argv, 3, NULL));
@@ -233,6 +244,7 @@ void fault_plan_prepare_step(struct fault_plan *plan, const struct wf_node *node
         sf->syscalls[k] = (struct sandbox_syscall_fault){
             .nr = f->syscall_nr, .errno_value = f->errno_value, .always = false, .tag = k};
         sf->syscall_fault[k] = i;
+        sf->syscall_rng[k] = plan->rng ^ ((uint64_t)fnv1a32(node->name) << 32) ^ (uint64_t)i;
         spec->syscall_faults = sf->syscalls;
         spec->n_syscall_faults = sf->n_syscalls;
       }
@@ -243,10 +255,12 @@ void fault_plan_prepare_step(struct fault_plan *plan, const struct wf_node *node
   }
 }
 
-/* splitmix64: a small, well-distributed generator; the same seed gives the
- * same sequence of decisions run after run. */
-static double next_uniform(struct fault_plan *plan) {
-  uint64_t z = (plan->rng += 0x9e3779b97f4a7c15ULL);
+/* splitmix64: a small, well-distributed generator.  Each (fault, step)
+ * pair draws from its own stream seeded from the scenario's seed, the fault
+ * and the node's name, so the same seed gives the same decisions however
+ * parallel steps interleave. */
+static double next_uniform(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   z ^= z >> 31;
@@ -262,7 +276,7 @@ int fault_plan_decide_syscall(struct fault_plan *plan, const struct wf_node *nod
   int64_t call = ++sf->syscall_calls[tag];
   if (call < f->nth)
     return 0;
-  if (f->probability < 1.0 && next_uniform(plan) >= f->probability)
+  if (f->probability < 1.0 && next_uniform(&sf->syscall_rng[tag]) >= f->probability)
     return 0;
   fire(plan, i, node, now_us, "%s failed with %s from call %lld on", f->syscall, f->errno_name,
        (long long)call);
@@ -274,9 +288,9 @@ int fault_plan_decide_syscall(struct fault_plan *plan, const struct wf_node *nod
 static void send_signal(struct fault_plan *plan, size_t i, struct sandbox_step *step,
                         int64_t now_us) {
   struct fault_state *s = &plan->states[i];
-  s->sent = true;
   s->sent_at_us = now_us;
-  sandbox_signal(step, plan->faults[i].signal, NULL);
+  s->sent = sandbox_signal_all(step, plan->faults[i].signal, NULL) > 0;
+  s->sent_tried = true;
 }
 
 void fault_plan_step_started(struct fault_plan *plan, const struct wf_node *node,
@@ -297,8 +311,10 @@ void fault_plan_step_started(struct fault_plan *plan, const struct wf_node *node
       fire(plan, i, node, now_us, "own network namespace: loopback only");
       break;
     case FAULT_SIGNAL:
-      if (f->at_start)
-        send_signal(plan, i, step, now_us);
+      if (f->at_start) {
+        plan->states[i].sent = plan->states[i].sent_tried = true; /* the wrapper delivers it */
+        plan->states[i].sent_at_us = now_us;
+      }
       break;
     default:
       break;
@@ -318,12 +334,12 @@ int64_t fault_plan_tick(struct fault_plan *plan, const struct wf_node *node,
     size_t i = sf->indices[k];
     const struct fault *f = &plan->faults[i];
     struct fault_state *s = &plan->states[i];
-    if (f->action == FAULT_SIGNAL && !s->fired && f->after_ms >= 0 && !f->at_start &&
+    if (f->action == FAULT_SIGNAL && !s->sent_tried && f->after_ms >= 0 && !f->at_start &&
         f->on_output == NULL) {
       int64_t at = sf->launched_us + scaled_us(plan, f->after_ms);
-      if (now_us >= at && !s->sent) {
+      if (now_us >= at) {
         send_signal(plan, i, step, now_us);
-      } else if (!s->sent) {
+      } else {
         WANT(at);
       }
     } else if (f->action == FAULT_FREEZE) {
@@ -371,7 +387,7 @@ void fault_plan_output_line(struct fault_plan *plan, const struct wf_node *node,
       abort();
     if (len > 0 && text[len - 1] == '\n')
       text[len - 1] = '\0';
-    if (!plan->states[i].sent && regexec(&f->on_output_re, text, 0, NULL, 0) == 0)
+    if (!plan->states[i].sent_tried && regexec(&f->on_output_re, text, 0, NULL, 0) == 0)
       send_signal(plan, i, step, now_us);
     free(text);
   }
@@ -400,17 +416,18 @@ void fault_plan_step_ended(struct fault_plan *plan, const struct wf_node *node,
       break;
     case FAULT_SIGNAL: {
       struct fault_state *st = &plan->states[i];
-      if (!st->sent)
+      if (!st->sent_tried)
         break;
+      /* Fired: the signal reached a live process -- for SIGKILL, the step died of it. */
       bool died_of_it = result->signal == f->signal || result->exit_code == 128 + f->signal;
-      if (died_of_it) {
-        fire(plan, i, node, st->sent_at_us, "%s delivered %.3fs after the start; the step "
+      if (st->sent && (f->signal != SIGKILL || died_of_it)) {
+        fire(plan, i, node, st->sent_at_us, "SIG%s delivered %.3fs after the start; the step "
                                            "ended with exit code %d",
              sigabbrev_np(f->signal), (double)(st->sent_at_us - sf->launched_us) / 1e6,
              result->exit_code);
       } else if (st->detail == NULL &&
-                 asprintf(&st->detail, "%s was sent but the step ended with exit code %d "
-                                       "(it had finished, or handled the signal)",
+                 asprintf(&st->detail, "SIG%s found no process left: the step had already "
+                                       "ended (exit code %d)",
                           sigabbrev_np(f->signal), result->exit_code) < 0) {
         abort();
       }
@@ -479,7 +496,7 @@ int fault_plan_deadline(struct fault_plan *plan, const char *scope,
       continue;
     *ms = f->deadline_ms;
     if (!plan->states[i].fired)
-      fire(plan, i, NULL, 0, "%s of %s set to %.3fs",
+      fire(plan, i, NULL, now_realtime_us(), "%s of %s set to %.3fs",
            field == FAULT_DEADLINE_TIMEOUT ? "timeout" : "activeDeadlineSeconds", scope,
            (double)f->deadline_ms / 1000.0);
     return 1;

@@ -36,6 +36,7 @@ struct step_faults {
   struct sandbox_syscall_fault syscalls[8];
   size_t syscall_fault[8]; /* plan index of each */
   int64_t syscall_calls[8];
+  uint64_t syscall_rng[8]; /* one random stream per fault on this step */
   size_t n_syscalls;
 };
 

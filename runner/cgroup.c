@@ -792,7 +792,7 @@ static int remove_groups(struct ep_cg_step *s, int *first_error) {
   return busy;
 }
 
-static void kill_listed(int dirfd) {
+static void signal_listed(int dirfd, int sig, pid_t except, int *sent) {
   int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return;
@@ -803,9 +803,21 @@ static void kill_listed(int dirfd) {
   }
   long pid;
   while (fscanf(f, "%ld", &pid) == 1)
-    if (pid > 0)
-      (void)kill((pid_t)pid, SIGKILL);
+    if (pid > 0 && (pid_t)pid != except && kill((pid_t)pid, sig) == 0 && sent != NULL)
+      (*sent)++;
   fclose(f);
+}
+
+static void kill_listed(int dirfd) { signal_listed(dirfd, SIGKILL, 0, NULL); }
+
+int ep_cg_step_signal(const struct ep_cg_step *s, int sig, pid_t except) {
+  int sent = 0;
+  for (size_t i = 0; i < s->m->n; i++)
+    if (s->dir_fd[i] >= 0) {
+      signal_listed(s->dir_fd[i], sig, except, &sent);
+      return sent; /* every hierarchy holds the same processes: one list is enough */
+    }
+  return -1;
 }
 
 /* cgroup.kill takes the whole group atomically, forks included; without it

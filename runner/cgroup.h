@@ -13,6 +13,7 @@
 #define EXITPROBE_CGROUP_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,10 @@ void ep_cg_step_stats(const struct ep_cg_step *s, struct ep_cg_stats *st);
 
 /* cgroup2 cgroup.freeze, else v1 freezer.state; ENOTSUP error without either. */
 int ep_cg_step_freeze(struct ep_cg_step *s, bool frozen, ep_error **err);
+
+/* Send sig to every process of the step's group but `except`; returns how
+ * many were signalled, -1 when the step has no group. */
+int ep_cg_step_signal(const struct ep_cg_step *s, int sig, pid_t except);
 
 /* Kill whatever is still in the groups, remove them and free s.  If a group
  * cannot be removed in time it stays owned by the manager (retried by

@@ -288,6 +288,18 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
       goto fail;
     plan = fault_plan_new(quick->faults, quick->n_faults, quick->seed, 1.0);
   }
+  if (a->dry_run) {
+    printf("%s: workflow %s\n", a->workflow_path, wf->name);
+    if (quick == NULL || quick->n_faults == 0)
+      printf("  no faults\n");
+    for (size_t i = 0; quick && i < quick->n_faults; i++) {
+      char *d = fault_describe(&quick->faults[i]);
+      printf("  would inject: %s\n", d);
+      free(d);
+    }
+    status = EP_EXIT_OK;
+    goto out;
+  }
   block_interrupts();
   struct sandbox_options sopts = {.require_namespaces = true, .run_name = wf->name};
   if (sandbox_context_new(&sopts, &sandbox, err) < 0)
@@ -313,6 +325,16 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
     goto fail;
   printf("Report: %s\n", report_path);
   status = exit_status_for(st);
+  /* A fault that did not fire is never a silent pass: say so, and exit 3. */
+  for (size_t i = 0; i < st->n_faults; i++) {
+    if (st->faults[i].fired)
+      continue;
+    fprintf(stderr, "exitprobe: fault did not fire: %s%s%s%s\n", st->faults[i].description,
+            st->faults[i].detail ? " (" : "", st->faults[i].detail ? st->faults[i].detail : "",
+            st->faults[i].detail ? ")" : "");
+    if (status == EP_EXIT_OK || status == EP_EXIT_FAILED)
+      status = EP_EXIT_ENVIRONMENT;
+  }
   goto out;
 fail:
   ep_error_print(*err, stderr);
@@ -350,7 +372,7 @@ int cli_run(int argc, char **argv) {
     scenario_mode = (stat(a.paths[i], &sb) == 0 && S_ISDIR(sb.st_mode)) ||
                     scenario_file_looks_like_scenario(a.paths[i]);
   }
-  if (scenario_mode || a.dry_run) {
+  if (scenario_mode) {
     block_interrupts();
     status = cli_run_scenarios(&a);
   } else {

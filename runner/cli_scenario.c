@@ -258,9 +258,22 @@ static void print_verdict(const struct scenario_run *r) {
 static int write_junit(const struct run_args *a, struct scenario_run *runs, size_t n,
                        ep_error **err) {
   struct junit_case *cases = calloc(n + 1, sizeof(*cases));
-  if (cases == NULL)
+  struct junit_property *props = calloc(3 * n + 1, sizeof(*props));
+  char (*seeds)[32] = calloc(n + 1, sizeof(*seeds));
+  char (*scales)[32] = calloc(n + 1, sizeof(*scales));
+  if (cases == NULL || props == NULL || seeds == NULL || scales == NULL)
     abort();
   for (size_t i = 0; i < n; i++) {
+    struct junit_property *p = &props[3 * i];
+    size_t np = 0;
+    if (runs[i].sc != NULL) {
+      snprintf(seeds[i], sizeof(seeds[i]), "%llu", (unsigned long long)runs[i].sc->seed);
+      snprintf(scales[i], sizeof(scales[i]), "%g", runs[i].sc->time_scale);
+      p[np++] = (struct junit_property){"seed", seeds[i]};
+      p[np++] = (struct junit_property){"timeScale", scales[i]};
+    }
+    if (runs[i].wf != NULL)
+      p[np++] = (struct junit_property){"workflow", runs[i].wf->name};
     cases[i] = (struct junit_case){
         .name = runs[i].sc ? runs[i].sc->name : runs[i].path,
         .file = runs[i].path,
@@ -270,10 +283,15 @@ static int write_junit(const struct run_args *a, struct scenario_run *runs, size
         .expectations = runs[i].results,
         .reason = runs[i].reason,
         .system_out = runs[i].summary,
+        .properties = p,
+        .n_properties = np,
     };
   }
   int rc = junit_write_file(a->junit_path, cases, n, err);
   free(cases);
+  free(props);
+  free(seeds);
+  free(scales);
   return rc;
 }
 
@@ -315,7 +333,11 @@ int cli_run_scenarios(struct run_args *a) {
       status = EP_EXIT_FAILED;
       goto out;
     }
-  size_t passed = 0, failed = 0, skipped = 0;
+  size_t passed = 0, failed = 0, skipped = 0, errors = 0;
+  if (a->report_path != NULL && n > 1)
+    fprintf(stderr, "exitprobe: --report names one file but %zu scenarios run: reports go to "
+                    "%s/<scenario>.json (use --report-dir)\n",
+            n, a->report_dir ? a->report_dir : "reports/out");
   for (size_t i = 0; i < n; i++) {
     if (run_one(a, &runs[i], sandbox, n, &err) < 0) {
       runs[i].verdict = "error";
@@ -328,16 +350,22 @@ int cli_run_scenarios(struct run_args *a) {
       passed++;
     else if (strcmp(runs[i].verdict, "inconclusive") == 0)
       skipped++;
+    else if (strcmp(runs[i].verdict, "error") == 0)
+      errors++;
     else
       failed++;
   }
-  printf("scenarios: %zu passed, %zu failed, %zu skipped\n", passed, failed, skipped);
+  printf("scenarios: %zu passed, %zu failed, %zu skipped\n", passed, failed + errors, skipped);
   if (a->junit_path != NULL && write_junit(a, runs, n, &err) < 0) {
     ep_error_print(err, stderr);
     status = EP_EXIT_INTERNAL;
     goto out;
   }
-  status = failed ? EP_EXIT_FAILED : skipped ? EP_EXIT_ENVIRONMENT : EP_EXIT_OK;
+  /* A harness error outranks a verdict: the run itself is not to be trusted. */
+  status = errors    ? EP_EXIT_INTERNAL
+           : failed  ? EP_EXIT_FAILED
+           : skipped ? EP_EXIT_ENVIRONMENT
+                     : EP_EXIT_OK;
   goto out;
 bad_input:
   ep_error_print(err, stderr);

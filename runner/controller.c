@@ -450,6 +450,15 @@ static bool run_finished(const struct controller *c) {
   return c->n_pods == 0 && c->st->phase != PHASE_RUNNING && c->st->phase != PHASE_PENDING;
 }
 
+/* Argo counts the workflow deadline from startedAt truncated to seconds.
+ * Under a scenario's timeScale that truncation would not be scaled with
+ * the rest, so a scaled deadline counts from the exact start. */
+static int64_t deadline_start(const struct run_state *st, const struct controller_options *opts) {
+  if (opts->time_scale != 1.0)
+    return st->started_at_us;
+  return st->started_at_us / 1000000 * 1000000;
+}
+
 int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
                    const struct controller_options *opts, struct run_state *st, ep_error **err) {
   struct controller c = {.wf = wf, .sandbox = sandbox, .opts = opts, .st = st, .err = err,
@@ -462,8 +471,7 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
   int64_t override_ms = 0;
   if (fault_plan_deadline(opts->faults, "workflow", FAULT_DEADLINE_ACTIVE_DEADLINE_SECONDS,
                           &override_ms) == 1) {
-    int64_t start = st->started_at_us / 1000000 * 1000000;
-    c.deadline_us = start + (int64_t)((double)override_ms * 1000.0 * opts->time_scale);
+    c.deadline_us = deadline_start(st, opts) + (int64_t)((double)override_ms * 1000.0 * opts->time_scale);
   } else if (wf->active_deadline_seconds != NULL) {
     double secs = 0;
     if (parse_duration_seconds(wf->active_deadline_seconds, true, &secs) < 0) {
@@ -471,9 +479,7 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
                                        "seconds", wf->active_deadline_seconds);
       goto out;
     }
-    /* Counted from startedAt truncated to seconds, as Argo does. */
-    int64_t start = st->started_at_us / 1000000 * 1000000;
-    c.deadline_us = start + (int64_t)(secs * 1e6 * opts->time_scale);
+    c.deadline_us = deadline_start(st, opts) + (int64_t)(secs * 1e6 * opts->time_scale);
   }
   init_globals(&c);
   if (mkdir(opts->work_dir, 0700) < 0 && errno != EEXIST) {

@@ -1276,6 +1276,17 @@ cleanup:
   return ret;
 }
 
+int sandbox_signal_all(struct sandbox_step *step, int sig, ep_error **err) {
+  if (sig == SIGKILL || step->priv == NULL || step->priv->cg == NULL)
+    return sandbox_signal(step, sig, err) < 0 ? -1 : 1;
+  /* The init is left out: it would forward the signal to the command, which
+   * then would get it twice. */
+  int sent = ep_cg_step_signal(step->priv->cg, sig, step->pid);
+  if (sent < 0)
+    return sandbox_signal(step, sig, err) < 0 ? -1 : 1;
+  return sent;
+}
+
 int sandbox_signal(struct sandbox_step *step, int sig, ep_error **err) {
   if (step->pidfd < 0)
     return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_signal: step already reaped");

@@ -135,6 +135,11 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
  * SIGKILL kills the whole namespace). */
 int sandbox_signal(struct sandbox_step *step, int sig, ep_error **err);
 
+/* Deliver a signal to every process of the step (its cgroup), the init
+ * excepted; SIGKILL, or a step without a cgroup, goes to the init instead.
+ * Returns how many processes got it (0: the step had no process left). */
+int sandbox_signal_all(struct sandbox_step *step, int sig, ep_error **err);
+
 /* Freeze/thaw the whole step via the freezer (later issues); ENOTSUP when absent. */
 int sandbox_freeze(struct sandbox_step *step, bool frozen, ep_error **err);
 
