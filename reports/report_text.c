@@ -543,8 +543,10 @@ static void print_environment(const struct printer *p) {
   for (size_t i = 0; i < st->n_notes; i++)
     fprintf(out, "note: %s\n", st->notes[i]);
   for (size_t i = 0; i < st->n_warnings; i++) {
-    put_colored(p, ANSI_YELLOW, "warning:");
-    fprintf(out, " %s\n", st->warnings[i]);
+    /* Warnings already read "file:line:column: warning: ..." */
+    if (strstr(st->warnings[i], ": warning: ") == NULL)
+      put_colored(p, ANSI_YELLOW, "warning: ");
+    fprintf(out, "%s\n", st->warnings[i]);
   }
 }
 

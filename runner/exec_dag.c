@@ -366,11 +366,17 @@ void execute_dag(struct controller *c, struct wf_node *node, const struct wf_tem
   struct var_scope scope;
   var_scope_init(&scope, inputs);
   find_targets(c, &d, &scope);
+  /* parallelism counts the DAG's running work, wherever it hangs in the
+   * graph: every unfinished pod or nested template inside this boundary. */
   int active = 0;
-  for (size_t i = 0; i < node->n_children; i++) {
-    const struct wf_node *ch = run_state_find_id(c->st, node->children[i]);
-    active += ch != NULL && !node_phase_fulfilled(ch->phase);
-  }
+  if (t->parallelism > 0)
+    for (size_t i = 0; i < c->st->n_nodes; i++) {
+      const struct wf_node *n = c->st->nodes[i];
+      active += n->boundary_id != NULL && strcmp(n->boundary_id, node->id) == 0 &&
+                (n->type == NODE_POD || n->type == NODE_STEPS || n->type == NODE_DAG ||
+                 n->type == NODE_SUSPEND) &&
+                !node_phase_fulfilled(n->phase);
+    }
   int budget = t->parallelism > 0 ? (int)t->parallelism - active : -1;
   if (t->parallelism > 0 && budget < 0)
     budget = 0;

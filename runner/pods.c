@@ -66,7 +66,9 @@ static const char *image_entrypoint(const struct controller_options *o, const ch
   if (image == NULL)
     return NULL;
   const char *ref = image;
-  if (strncmp(ref, "docker.io/", 10) == 0)
+  if (strncmp(ref, "index.docker.io/", 16) == 0)
+    ref += 16;
+  else if (strncmp(ref, "docker.io/", 10) == 0)
     ref += 10;
   for (size_t i = 0; i < o->n_images; i++) {
     size_t len = strlen(o->images[i].image);
