@@ -507,6 +507,21 @@ int fault_plan_deadline(struct fault_plan *plan, const char *scope,
 void fault_plan_record(const struct fault_plan *plan, struct run_state *st) {
   if (plan == NULL || plan->n == 0)
     return;
+  if (st->n_faults == plan->n) {
+    /* Records from the controller's process are there already (a supervised
+     * run): add what the supervisor's own plan saw fire. */
+    for (size_t i = 0; i < plan->n; i++) {
+      const struct fault_state *s = &plan->states[i];
+      struct fault_record *r = &st->faults[i];
+      if (!s->fired || r->fired)
+        continue;
+      r->fired = true;
+      r->fired_at_us = s->fired_at_us;
+      free(r->detail);
+      r->detail = s->detail ? xstrdup(s->detail) : NULL;
+    }
+    return;
+  }
   st->faults = calloc(plan->n, sizeof(*st->faults));
   if (st->faults == NULL)
     abort();
@@ -530,4 +545,17 @@ bool fault_plan_all_fired(const struct fault_plan *plan) {
     if (!plan->states[i].fired)
       return false;
   return true;
+}
+
+const struct fault *fault_plan_find(const struct fault_plan *plan, enum fault_action action) {
+  for (size_t i = 0; plan && i < plan->n; i++)
+    if (plan->faults[i].action == action)
+      return &plan->faults[i];
+  return NULL;
+}
+
+void fault_plan_mark_fired(struct fault_plan *plan, const struct fault *f, const char *detail) {
+  size_t i = (size_t)(f - plan->faults);
+  if (i < plan->n)
+    fire(plan, i, NULL, now_realtime_us(), "%s", detail);
 }

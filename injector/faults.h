@@ -83,6 +83,11 @@ int fault_plan_shutdown_due(struct fault_plan *plan, int64_t started_us, int64_t
 int fault_plan_deadline(struct fault_plan *plan, const char *scope,
                         enum fault_deadline_field field, int64_t *ms);
 
+/* The first fault of this action, for the supervisor (controller crashes). */
+const struct fault *fault_plan_find(const struct fault_plan *plan, enum fault_action action);
+/* Record that it fired (now), with what was seen. */
+void fault_plan_mark_fired(struct fault_plan *plan, const struct fault *f, const char *detail);
+
 /* Fold the plan's records into the run state (report's "faults"). */
 void fault_plan_record(const struct fault_plan *plan, struct run_state *st);
 /* Did every fault fire?  (A fault that never fired makes a scenario inconclusive.) */

@@ -381,6 +381,7 @@ static const char *const syscall_fields[] = {"attempt", "syscall", "errno", "nth
 static const char *const network_fields[] = {"attempt", "network", NULL};
 static const char *const deadline_fields[] = {"scope", "activeDeadlineSeconds", "timeout", NULL};
 static const char *const shutdown_fields[] = {"strategy", "after", NULL};
+static const char *const crash_fields[] = {"at", "then", NULL};
 
 static const struct action_def action_defs[] = {
     {"exit", FAULT_EXIT, TARGET_REQUIRED, exit_fields},
@@ -394,6 +395,7 @@ static const struct action_def action_defs[] = {
     {"network", FAULT_NETWORK, TARGET_REQUIRED, network_fields},
     {"deadline", FAULT_DEADLINE, TARGET_NONE, deadline_fields},
     {"shutdown", FAULT_SHUTDOWN, TARGET_OPTIONAL, shutdown_fields},
+    {"controller-crash", FAULT_CONTROLLER_CRASH, TARGET_NONE, crash_fields},
 };
 #define N_ACTIONS (sizeof(action_defs) / sizeof(action_defs[0]))
 
@@ -657,6 +659,46 @@ static int parse_shutdown(struct parse_ctx *ctx, const struct ydoc_node *map, st
   return after == NULL ? 0 : get_duration(ctx, after, "after", &f->after_ms);
 }
 
+/* Crash points are named by stage (exitprobe crash-points lists them). */
+static bool crash_point_form_ok(const char *at) {
+  static const char *const fixed[] = {"before:exit-handler", "during:exit-handler",
+                                      "after:exit-handler", "before:workflow-finished", NULL};
+  for (const char *const *p = fixed; *p; p++)
+    if (fnmatch(at, *p, 0) == 0)
+      return true;
+  return (strncmp(at, "after:node-started:", 19) == 0 && at[19] != '\0') ||
+         (strncmp(at, "after:node-finished:", 20) == 0 && at[20] != '\0') ||
+         strchr(at, '*') != NULL;
+}
+
+static int parse_controller_crash(struct parse_ctx *ctx, const struct ydoc_node *map,
+                                  struct fault *f) {
+  const struct ydoc_node *at = require(ctx, map, "at", "a controller-crash fault");
+  const char *text = NULL;
+  if (at == NULL || get_string(ctx, at, "at", &text) < 0)
+    return -1;
+  if (!crash_point_form_ok(text))
+    return fail_at(ctx, at,
+                   "'%s' is not a crash point: use before:exit-handler, during:exit-handler, "
+                   "after:exit-handler, before:workflow-finished, after:node-started:<node> or "
+                   "after:node-finished:<node> (see exitprobe crash-points WORKFLOW)",
+                   text);
+  f->crash_at = xstrdup(text);
+  const struct ydoc_node *then = ydoc_get(map, "then");
+  const char *mode = "restart";
+  if (then != NULL && get_string(ctx, then, "then", &mode) < 0)
+    return -1;
+  if (strcmp(mode, "restart") == 0)
+    f->crash_then = CRASH_THEN_RESTART;
+  else if (strcmp(mode, "lose-state") == 0)
+    f->crash_then = CRASH_THEN_LOSE_STATE;
+  else if (strcmp(mode, "stay-down") == 0)
+    f->crash_then = CRASH_THEN_STAY_DOWN;
+  else
+    return fail_at(ctx, then, "then must be restart, lose-state or stay-down, not '%s'", mode);
+  return 0;
+}
+
 static int parse_action_fields(struct parse_ctx *ctx, const struct ydoc_node *map,
                                struct fault *f) {
   switch (f->action) {
@@ -682,6 +724,8 @@ static int parse_action_fields(struct parse_ctx *ctx, const struct ydoc_node *ma
     return parse_deadline(ctx, map, f);
   case FAULT_SHUTDOWN:
     return parse_shutdown(ctx, map, f);
+  case FAULT_CONTROLLER_CRASH:
+    return parse_controller_crash(ctx, map, f);
   }
   return 0;
 }
@@ -751,6 +795,7 @@ static void fault_free(struct fault *f) {
   free(f->syscall);
   free(f->errno_name);
   free(f->scope);
+  free(f->crash_at);
 }
 
 static int parse_faults(struct parse_ctx *ctx, const struct ydoc_node *n, struct scenario *sc) {
@@ -1331,6 +1376,11 @@ static int describe_action(const struct fault *f, char **what) {
                                                                 : "activeDeadlineSeconds",
                     whole ? "the workflow" : "template '", whole ? "" : f->scope,
                     whole ? "" : "'", a);
+  case FAULT_CONTROLLER_CRASH:
+    return asprintf(what, "crash the controller (SIGKILL) at %s, then %s", f->crash_at,
+                    f->crash_then == CRASH_THEN_RESTART      ? "restart it"
+                    : f->crash_then == CRASH_THEN_LOSE_STATE ? "restart it with its state lost"
+                                                             : "leave it down");
   case FAULT_SHUTDOWN:
     format_ms(a, sizeof(a), f->after_ms);
     if (f->target != NULL)

@@ -30,6 +30,7 @@ enum fault_action {
   FAULT_NETWORK,
   FAULT_DEADLINE,
   FAULT_SHUTDOWN,
+  FAULT_CONTROLLER_CRASH,
 };
 
 /* exit: replace the step's command, or let it run and then exit with the code. */
@@ -39,6 +40,13 @@ enum fault_network { FAULT_NETWORK_OFF };
 
 /* deadline: which of Argo's fields the fault overrides. */
 enum fault_deadline_field { FAULT_DEADLINE_ACTIVE_DEADLINE_SECONDS, FAULT_DEADLINE_TIMEOUT };
+
+/* controller-crash: what happens after the SIGKILL. */
+enum fault_crash_then {
+  CRASH_THEN_RESTART,    /* a new controller, same state */
+  CRASH_THEN_LOSE_STATE, /* a new controller, state gone (lost persistence) */
+  CRASH_THEN_STAY_DOWN,  /* nobody restarts it: the watchdog takes over */
+};
 
 /* shutdown: Argo's spec.shutdown strategies. */
 enum fault_shutdown { FAULT_SHUTDOWN_STOP, FAULT_SHUTDOWN_TERMINATE };
@@ -95,6 +103,10 @@ struct fault {
 
   /* shutdown */
   enum fault_shutdown strategy;
+
+  /* controller-crash: the crash point (glob allowed, see exitprobe crash-points) */
+  char *crash_at;
+  enum fault_crash_then crash_then;
 
   struct src_pos pos;        /* the fault's mapping */
   struct src_pos action_pos; /* its `action:` value */

@@ -331,6 +331,11 @@ json_t *report_build(const struct run_state *st) {
   set(root, "warnings", strv_array(st->warnings, st->n_warnings));
   if (st->n_faults > 0)
     set(root, "faults", faults_json(st));
+  if (st->n_watchdog_actions > 0) {
+    json_t *wd = must(json_object());
+    set(wd, "actions", strv_array(st->watchdog_actions, st->n_watchdog_actions));
+    set(root, "watchdog", wd);
+  }
   return root;
 }
 

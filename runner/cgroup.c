@@ -810,6 +810,50 @@ static void signal_listed(int dirfd, int sig, pid_t except, int *sent) {
 
 static void kill_listed(int dirfd) { signal_listed(dirfd, SIGKILL, 0, NULL); }
 
+/* Groups below the run's group that this process did not create (steps of a
+ * controller that died): kill what is in them and remove them. */
+int ep_cg_manager_sweep_foreign(struct ep_cg_manager *m) {
+  int removed = 0;
+  for (int round = 0; round < 50; round++) {
+    int left = 0;
+    for (size_t i = 0; i < m->n; i++) {
+      if (m->h[i].run_fd < 0)
+        continue;
+      int dfd = openat(m->h[i].run_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+      if (d == NULL) {
+        if (dfd >= 0)
+          close(dfd);
+        continue;
+      }
+      struct dirent *e;
+      while ((e = readdir(d)) != NULL) {
+        if (e->d_type != DT_DIR || e->d_name[0] == '.')
+          continue;
+        bool ours = false;
+        for (const struct ep_cg_step *s = m->steps; s != NULL && !ours; s = s->next)
+          ours = strcmp(s->name, e->d_name) == 0;
+        if (ours)
+          continue;
+        int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sub >= 0) {
+          kill_listed(sub);
+          close(sub);
+        }
+        if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
+          removed++;
+        else
+          left++;
+      }
+      closedir(d);
+    }
+    if (left == 0)
+      break;
+    usleep(2000);
+  }
+  return removed;
+}
+
 int ep_cg_step_signal(const struct ep_cg_step *s, int sig, pid_t except) {
   int sent = 0;
   for (size_t i = 0; i < s->m->n; i++)

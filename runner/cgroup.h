@@ -85,6 +85,10 @@ void ep_cg_step_stats(const struct ep_cg_step *s, struct ep_cg_stats *st);
 /* cgroup2 cgroup.freeze, else v1 freezer.state; ENOTSUP error without either. */
 int ep_cg_step_freeze(struct ep_cg_step *s, bool frozen, ep_error **err);
 
+/* Kill and remove every group below the run's group that this process did
+ * not create (the steps of a controller that died); returns how many. */
+int ep_cg_manager_sweep_foreign(struct ep_cg_manager *m);
+
 /* Send sig to every process of the step's group but `except`; returns how
  * many were signalled, -1 when the step has no group. */
 int ep_cg_step_signal(const struct ep_cg_step *s, int sig, pid_t except);

@@ -417,3 +417,32 @@ int cli_validate(int argc, char **argv) {
   }
   return status;
 }
+
+int cli_crash_points(int argc, char **argv) {
+  if (argc != 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    bool help = argc == 2;
+    fputs("Usage: exitprobe crash-points WORKFLOW.yaml\n\n"
+          "List, one per line, the points at which a scenario's controller-crash fault\n"
+          "can kill the controller (action: controller-crash, at: POINT).\n",
+          help ? stdout : stderr);
+    return help ? EP_EXIT_OK : EP_EXIT_USAGE;
+  }
+  ep_error *err = NULL;
+  struct workflow *wf = NULL;
+  if (workflow_load_file(argv[1], NULL, 0, &wf, &err) < 0) {
+    ep_error_print(err, stderr);
+    int status = err->status;
+    ep_error_free(&err);
+    return status;
+  }
+  char **points = NULL;
+  size_t n = 0;
+  crash_points_list(wf, &points, &n);
+  for (size_t i = 0; i < n; i++) {
+    printf("%s\n", points[i]);
+    free(points[i]);
+  }
+  free(points);
+  workflow_free(wf);
+  return EP_EXIT_OK;
+}

@@ -15,6 +15,8 @@
 
 #include "controller_internal.h"
 #include "expr.h"
+#include "report_json.h"
+#include <fnmatch.h>
 #include "../injector/faults.h"
 
 char *xasprintf(const char *fmt, ...) {
@@ -43,6 +45,53 @@ void want_wakeup(struct controller *c, int64_t at_us) {
     c->next_wakeup_us = at_us;
 }
 
+/* ---- supervision: events, crash points, persisted state ------------------ */
+
+static void persist_state(struct controller *c) {
+  if (c->opts->state_path == NULL)
+    return;
+  ep_error *e = NULL;
+  if (report_write_json(c->st, c->opts->state_path, &e) < 0) {
+    progress(c, "  cannot persist the controller's state: %s", e->message);
+    ep_error_free(&e);
+  }
+}
+
+void crash_point(struct controller *c, const char *point) {
+  if (c->opts->crash_at == NULL || fnmatch(c->opts->crash_at, point, 0) != 0)
+    return;
+  progress(c, "  controller crashes at %s (SIGKILL)", point);
+  raise(SIGKILL);
+}
+
+void controller_event(struct controller *c, const char *type, const struct wf_node *node,
+                      bool sync) {
+  /* The controller's own state is persisted with every event, as Argo
+   * persists the workflow's status with every change it acts on. */
+  persist_state(c);
+  if (c->opts->supervised) {
+    char line[2048];
+    int len = snprintf(line, sizeof(line), "%s\t%d\t%s\t%s\t%s\n", type, sync ? 1 : 0,
+                       node ? node->name : "", node ? node->display_name : "",
+                       node ? node_phase_name(node->phase) : "");
+    if (len > 0 && (size_t)len < sizeof(line)) {
+      char ack;
+      /* The event is durable once acknowledged; a supervisor gone means we are fenced. */
+      if (write(c->opts->journal_fd, line, (size_t)len) != len ||
+          read(c->opts->ack_fd, &ack, 1) != 1)
+        _exit(EP_EXIT_INTERNAL);
+    }
+  }
+  /* The crash point after this durable write. */
+  char point[2048] = "";
+  if (node != NULL)
+    snprintf(point, sizeof(point), "after:%s:%s", type, node->display_name);
+  else if (strcmp(type, "exit-handler-done") == 0)
+    snprintf(point, sizeof(point), "after:exit-handler");
+  if (point[0] != '\0')
+    crash_point(c, point);
+}
+
 static char *pod_name_for(const struct controller *c, const struct wf_node *node) {
   return run_state_pod_name(c->wf->name, node->name, node->template_name);
 }
@@ -62,7 +111,8 @@ static void init_globals(struct controller *c) {
   var_scope_set(&c->globals, "workflow.name", wf->name);
   var_scope_set(&c->globals, "workflow.namespace", wf->namespace_);
   var_scope_set(&c->globals, "workflow.uid", c->st->workflow_uid);
-  var_scope_set(&c->globals, "workflow.status", "Running");
+  var_scope_set(&c->globals, "workflow.status",
+                c->opts->workflow_status ? c->opts->workflow_status : "Running");
   var_scope_set(&c->globals, "workflow.mainEntrypoint", wf->entrypoint);
   var_scope_set(&c->globals, "workflow.serviceAccountName", "default");
   char ts[32];
@@ -302,6 +352,15 @@ static void reconcile_once(struct controller *c) {
   if (c->wf->on_exit != NULL) {
     char *name = xasprintf("%s.onExit", c->wf->name);
     handler = run_state_find_name(st, name);
+    if (handler == NULL && !c->terminating)
+      crash_point(c, "before:exit-handler");
+    if (!c->terminating && !c->handler_intent_sent &&
+        (handler == NULL || !node_phase_fulfilled(handler->phase))) {
+      /* The intent is durable before the handler starts (a restarted
+       * controller that runs it again journals a second intent). */
+      c->handler_intent_sent = true;
+      controller_event(c, "exit-handler-intent", NULL, true);
+    }
     if (handler == NULL && !c->terminating) {
       char *failures = failures_text(c);
       var_scope_set(&c->globals, "workflow.failures", failures);
@@ -315,9 +374,11 @@ static void reconcile_once(struct controller *c) {
       eh->workflow_failures = failures;
       progress(c, "  exit handler %s starts with {{workflow.status}}=%s", c->wf->on_exit, status);
     }
-    if (handler != NULL || !c->terminating)
+    if (handler != NULL || !c->terminating) {
       handler = run_top(c, name, c->wf->on_exit, c->wf->exit_arguments, c->wf->n_exit_arguments,
                         true);
+      crash_point(c, "during:exit-handler");
+    }
     free(name);
     if (handler != NULL) {
       free(st->exit_handler.node_id);
@@ -325,6 +386,10 @@ static void reconcile_once(struct controller *c) {
       st->exit_handler.phase = handler->phase;
       if (!node_phase_fulfilled(handler->phase))
         return;
+      if (!c->handler_done_sent) {
+        c->handler_done_sent = true;
+        controller_event(c, "exit-handler-done", NULL, true);
+      }
     }
   }
   /* Final phase (argo-semantics §5.1 step 9). */
@@ -339,6 +404,7 @@ static void reconcile_once(struct controller *c) {
   } else {
     phase = PHASE_SUCCEEDED;
   }
+  crash_point(c, "before:workflow-finished");
   char *stopped = NULL;
   if (phase != PHASE_SUCCEEDED && st->shutdown != NULL)
     msg = stopped = xasprintf("Stopped with strategy '%s'", st->shutdown);
@@ -347,6 +413,7 @@ static void reconcile_once(struct controller *c) {
   st->message = msg ? strdup(msg) : NULL;
   st->finished_at_us = now_realtime_us();
   free(stopped);
+  controller_event(c, "workflow-finished", NULL, true);
 }
 
 /* Passes until one changes nothing: a node that ends at creation (skipped,
@@ -450,6 +517,23 @@ static bool run_finished(const struct controller *c) {
   return c->n_pods == 0 && c->st->phase != PHASE_RUNNING && c->st->phase != PHASE_PENDING;
 }
 
+/* A restarted controller finds pods that were running when it died gone
+ * (they were fenced): their nodes go back to Pending and run again, as Argo
+ * re-creates a Pending node's missing pod.  (Argo would adopt a running pod
+ * instead; exitprobe cannot, since the pod's output went to the dead
+ * controller.)  Composite nodes are re-evaluated from their children. */
+static void prepare_resume(struct run_state *st) {
+  for (size_t i = 0; i < st->n_nodes; i++) {
+    struct wf_node *n = st->nodes[i];
+    if (n->type == NODE_POD && !node_phase_fulfilled(n->phase)) {
+      n->phase = PHASE_PENDING;
+      free(n->log);
+      n->log = NULL;
+      n->log_len = 0;
+    }
+  }
+}
+
 /* Argo counts the workflow deadline from startedAt truncated to seconds.
  * Under a scenario's timeScale that truncation would not be scaled with
  * the rest, so a scaled deadline counts from the exact start. */
@@ -467,6 +551,8 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
   st->phase = PHASE_RUNNING;
   if (st->started_at_us == 0)
     st->started_at_us = now_realtime_us();
+  if (opts->resume)
+    prepare_resume(st);
   st->exit_handler.declared = wf->on_exit != NULL;
   int64_t override_ms = 0;
   if (fault_plan_deadline(opts->faults, "workflow", FAULT_DEADLINE_ACTIVE_DEADLINE_SECONDS,
@@ -530,6 +616,7 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
     }
     reconcile(&c);
     arm_wakeup(&c);
+    persist_state(&c);
   }
   if (c.internal_error) {
     if (err != NULL && *err == NULL)

@@ -34,7 +34,21 @@ struct controller_options {
   bool network_isolated;   /* every step in its own network namespace */
   FILE *progress;          /* live progress lines, or NULL */
   const char *work_dir;    /* per-run scratch (step /tmp dirs); created and removed */
+
+  /* Runs under a supervisor (watchdog/supervisor.c), which owns the ledger:
+   * every event is sent as a line on journal_fd and acknowledged with one
+   * byte on ack_fd once it is durable, before the controller goes on. */
+  bool supervised;
+  int journal_fd, ack_fd;
+  const char *crash_at;        /* crash point (glob) at which to die by SIGKILL, or NULL */
+  const char *state_path;      /* persist the state (report JSON) after every pass, or NULL */
+  bool resume;                 /* st holds a persisted state to carry on from */
+  const char *step_env;        /* "NAME=VALUE" added to every step's environment, or NULL */
+  const char *workflow_status; /* {{workflow.status}} from the start (compensation), or NULL */
 };
+
+/* Every crash point a run of wf can meet, one name each ("after:node-started:work"). */
+int crash_points_list(const struct workflow *wf, char ***out, size_t *n);
 
 /* Run wf to its end.  SIGINT and SIGTERM must be blocked in the calling
  * thread: the controller takes them from a signalfd.  The first one stops

@@ -82,7 +82,16 @@ struct controller {
   bool changed;             /* a reconcile pass changed something: run another */
   int depth;
   int64_t next_wakeup_us;   /* earliest time a pass must run again, 0 = none */
+  bool handler_intent_sent; /* this controller process journaled the exit handler's start */
+  bool handler_done_sent;
 };
+
+/* A durable event for the supervisor ("node-started", ...), then the crash
+ * point after it ("after:node-started:<display name>"). */
+void controller_event(struct controller *c, const char *type, const struct wf_node *node,
+                      bool sync);
+/* Die here (SIGKILL) if the scenario's controller crash is aimed at point. */
+void crash_point(struct controller *c, const char *point);
 
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void progress(struct controller *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

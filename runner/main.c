@@ -17,6 +17,7 @@ static void print_usage(FILE *out) {
         "  run WORKFLOW.yaml    run a workflow and write a JSON report\n"
         "  run SCENARIO|DIR...  run scenarios: inject faults, check expectations\n"
         "  validate FILE...     check workflows and scenarios without running them\n"
+        "  crash-points WORKFLOW  list the controller crash points of a workflow\n"
         "\n"
         "Run 'exitprobe COMMAND --help' for a command's options.\n"
         "\n"
@@ -44,6 +45,8 @@ int main(int argc, char **argv) {
     return cli_run(argc - 1, argv + 1);
   if (strcmp(cmd, "validate") == 0)
     return cli_validate(argc - 1, argv + 1);
+  if (strcmp(cmd, "crash-points") == 0)
+    return cli_crash_points(argc - 1, argv + 1);
   fprintf(stderr, "exitprobe: unknown command '%s'\n\n", cmd);
   print_usage(stderr);
   return EP_EXIT_USAGE;

@@ -91,7 +91,7 @@ static int resolve_step(const struct controller *c, const struct wf_template *t,
                      c->opts->argosay_path != NULL && image_entrypoint(c->opts, t->image) != NULL;
   size_t n_argv = t->n_command + t->n_args + (t->kind == TEMPLATE_SCRIPT ? 1 : 0) + 1;
   r->argv = calloc(n_argv + 1, sizeof(char *));
-  r->envp = calloc(t->n_env + 4, sizeof(char *));
+  r->envp = calloc(t->n_env + 5, sizeof(char *));
   if (r->argv == NULL || r->envp == NULL)
     abort();
   size_t a = 0;
@@ -123,6 +123,8 @@ static int resolve_step(const struct controller *c, const struct wf_template *t,
   r->envp[e++] = strdup("PATH=" DEFAULT_PATH);
   r->envp[e++] = xasprintf("HOSTNAME=%s", hostname);
   r->envp[e++] = strdup("HOME=/root");
+  if (c->opts->step_env != NULL)
+    r->envp[e++] = strdup(c->opts->step_env);
   for (size_t i = 0; i < t->n_env; i++) {
     char *value = NULL;
     if (subst(t->env[i].value, scope, &value, why) < 0)
@@ -333,6 +335,7 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     want_wakeup(c, p->deadline_us);
   p = NULL;
   progress(c, "  started  %s (%s)", node->display_name, node->pod_name);
+  controller_event(c, "node-started", node, false);
 done:
   if (p != NULL) {
     remove_tree(p->tmp_dir);
@@ -447,6 +450,7 @@ static void settle_pod(struct controller *c, struct pod *p) {
   node_finish(node, phase, msg);
   progress(c, "  finished %s: %s%s%s", node->display_name, node_phase_name(phase), msg ? ": " : "",
            msg ? msg : "");
+  controller_event(c, "node-finished", node, false);
   free(msg);
 }
 

@@ -1,5 +1,11 @@
 #include "run_once.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
+
+#include "../injector/faults.h"
+#include "../watchdog/supervisor.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +78,14 @@ static void describe_environment(struct run_state *st, const struct sandbox_capa
     run_state_add_note(st, "%s", caps->notes[i]);
 }
 
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void remove_run_dir(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
 int run_workflow(const struct run_request *req, struct run_state **out, ep_error **err) {
   const struct workflow *wf = req->wf;
   struct run_state *st = run_state_new();
@@ -106,12 +120,25 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
       .progress = req->quiet ? NULL : stderr,
       .work_dir = step_dirs,
   };
-  rc = controller_run(wf, req->sandbox, &copts, st, err);
-  rmdir(work_dir);
+  const struct fault *crash = fault_plan_find(req->faults, FAULT_CONTROLLER_CRASH);
+  if (crash != NULL) {
+    /* A scenario crashes the controller: run it as a separate process under
+     * the supervisor, which owns the ledger and takes over when it dies. */
+    struct supervise_request sreq = {.wf = wf, .sandbox = req->sandbox, .plan = req->faults,
+                                     .crash = crash, .run_dir = work_dir, .opts = copts,
+                                     .fresh = st};
+    struct run_state *result = NULL;
+    st = NULL; /* consumed by supervise */
+    rc = supervise(&sreq, &result, err);
+    st = result;
+  } else {
+    rc = controller_run(wf, req->sandbox, &copts, st, err);
+  }
+  remove_run_dir(work_dir);
 out:
   free(step_dirs);
   free(argosay);
-  if (rc < 0) {
+  if (rc < 0 || st == NULL) {
     run_state_free(st);
     return -1;
   }

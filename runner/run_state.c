@@ -312,6 +312,7 @@ void run_state_free(struct run_state *st) {
   free_strv(st->namespaces, st->n_namespaces);
   free_strv(st->notes, st->n_notes);
   free_strv(st->warnings, st->n_warnings);
+  free_strv(st->watchdog_actions, st->n_watchdog_actions);
   for (size_t i = 0; i < st->n_faults; i++) {
     struct fault_record *f = &st->faults[i];
     free(f->action);
@@ -502,4 +503,12 @@ void format_rfc3339(int64_t us, char buf[32]) {
   struct tm tm;
   if (gmtime_r(&t, &tm) == NULL || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
     snprintf(buf, 32, "1970-01-01T00:00:00Z");
+}
+
+void run_state_add_watchdog_action(struct run_state *st, const char *text) {
+  st->watchdog_actions =
+      realloc(st->watchdog_actions, (st->n_watchdog_actions + 1) * sizeof(char *));
+  if (st->watchdog_actions == NULL || (st->watchdog_actions[st->n_watchdog_actions] = strdup(text)) == NULL)
+    abort();
+  st->n_watchdog_actions++;
 }

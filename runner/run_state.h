@@ -127,6 +127,10 @@ struct run_state {
   char **warnings;           /* unsupported fields and the like, with file:line:col */
   size_t n_warnings;
 
+  /* Supervised runs: what the watchdog did */
+  char **watchdog_actions;
+  size_t n_watchdog_actions;
+
   /* Scenario runs */
   struct fault_record *faults;
   size_t n_faults;
@@ -164,6 +168,7 @@ void node_append_log(struct wf_node *node, const char *data, size_t len);
 
 void run_state_add_note(struct run_state *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+void run_state_add_watchdog_action(struct run_state *st, const char *text);
 void run_state_add_warning(struct run_state *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -1419,6 +1419,10 @@ int sandbox_reap(struct sandbox_context *ctx, struct sandbox_step *step,
   return 0;
 }
 
+int sandbox_context_fence_foreign(struct sandbox_context *ctx) {
+  return ctx->cg != NULL ? ep_cg_manager_sweep_foreign(ctx->cg) : 0;
+}
+
 void sandbox_context_free(struct sandbox_context *ctx) {
   if (ctx == NULL)
     return;

@@ -62,6 +62,11 @@ struct sandbox_options {
 int sandbox_context_new(const struct sandbox_options *opts, struct sandbox_context **out,
                         ep_error **err);
 const struct sandbox_capabilities *sandbox_context_capabilities(const struct sandbox_context *ctx);
+/* Kill everything in the step groups of this run that another process made
+ * (a controller forked from this context that died): the supervisor's
+ * fence.  Returns how many groups were removed. */
+int sandbox_context_fence_foreign(struct sandbox_context *ctx);
+
 /* Kill every step still running, remove every cgroup this context created. */
 void sandbox_context_free(struct sandbox_context *ctx);
 
