@@ -42,6 +42,8 @@ int cli_run(int argc, char **argv);
 int cli_crash_points(int argc, char **argv);
 /* `exitprobe validate FILE...` */
 int cli_validate(int argc, char **argv);
+/* `exitprobe report REPORT.json|DIR... --format ...` (cli_report.c) */
+int cli_report(int argc, char **argv);
 
 /* Scenario mode of `run` (cli_scenario.c). */
 int cli_run_scenarios(struct run_args *a);

@@ -266,6 +266,7 @@ bool execute_call(struct controller *c, const struct call_site *site,
     return true;
   }
   if (n_items == 0) {
+    loop_items_free(items, 0);
     node_list_push(out, finish_empty_loop(c, site, x));
     return true;
   }

@@ -1,5 +1,6 @@
 #include "state_load.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -90,9 +91,16 @@ static int load_node(struct run_state *st, const json_t *o, ep_error **err) {
   n->hooked = json_is_true(json_object_get(flag, "hooked"));
   n->retried = json_is_true(json_object_get(flag, "retried"));
   load_outputs(n, json_object_get(o, "outputs"));
-  const char *log = str(o, "log");
-  if (log != NULL)
-    node_append_log(n, log, strlen(log));
+  const json_t *log = json_object_get(o, "log");
+  if (json_is_string(log))
+    node_append_log(n, json_string_value(log), json_string_length(log));
+  n->log_truncated = json_is_true(json_object_get(o, "logTruncated"));
+  const char *sig = str(o, "signal");
+  if (sig != NULL) {
+    for (int k = 1; k < 65; k++)
+      if (sigabbrev_np(k) != NULL && strncmp(sig, "SIG", 3) == 0 && strcmp(sig + 3, sigabbrev_np(k)) == 0)
+        n->signal = k;
+  }
   n->oom_killed = json_is_true(json_object_get(o, "oomKilled"));
   n->memory_peak = (uint64_t)json_integer_value(json_object_get(o, "memoryPeakBytes"));
   return 0;
@@ -120,6 +128,13 @@ static void load_rest(struct run_state *st, const json_t *report) {
   load_strings(json_object_get(report, "warnings"), &st->warnings, &st->n_warnings);
   const json_t *run = json_object_get(report, "run");
   st->shutdown = dup_or_null(str(run, "shutdown"));
+  st->interrupted = json_is_true(json_object_get(run, "interrupted"));
+  const char *isig = str(run, "signal");
+  st->interrupt_signal = isig == NULL ? 0 : strcmp(isig, "SIGTERM") == 0 ? SIGTERM : SIGINT;
+  const json_t *actions = json_object_get(json_object_get(report, "watchdog"), "actions");
+  for (size_t i = 0; i < json_array_size(actions); i++)
+    if (json_is_string(json_array_get(actions, i)))
+      run_state_add_watchdog_action(st, json_string_value(json_array_get(actions, i)));
   if (json_is_integer(json_object_get(run, "seed"))) {
     st->has_seed = true;
     st->seed = (uint64_t)json_integer_value(json_object_get(run, "seed"));

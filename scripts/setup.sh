@@ -19,7 +19,8 @@ say() { printf '==> %s\n' "$*"; }
 # Debian 12 (bookworm) package names.  libclang-rt-14-dev carries the
 # sanitizer and libFuzzer runtimes for clang 14; bubblewrap is the
 # baseline that bench/ compares against; libxml2-utils (xmllint) checks
-# the JUnit XML the tests write.
+# the JUnit XML the tests write; chromium renders the HTML report in a
+# browser test.
 packages=(
   build-essential
   meson
@@ -38,6 +39,7 @@ packages=(
   python3
   bubblewrap
   libxml2-utils
+  chromium
 )
 
 missing=()

@@ -1,0 +1,167 @@
+#include "report_text_json.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "expectations.h"
+#include "report_load.h"
+#include "report_timeline.h"
+#include "../runner/state_load.h"
+
+#define ANSI_RESET "\033[0m"
+#define ANSI_BOLD "\033[1m"
+#define ANSI_RED "\033[31m"
+#define ANSI_GREEN "\033[32m"
+#define ANSI_YELLOW "\033[33m"
+
+static const char *str_at(const json_t *obj, const char *key) {
+  return json_string_value(json_object_get(obj, key));
+}
+
+static const char *verdict_color(const char *verdict) {
+  if (strcmp(verdict, "passed") == 0)
+    return ANSI_GREEN;
+  if (strcmp(verdict, "inconclusive") == 0)
+    return ANSI_YELLOW;
+  return ANSI_RED;
+}
+
+static void put_verdict(FILE *out, bool color, const char *verdict) {
+  if (color)
+    fprintf(out, "%s%s%s%s", ANSI_BOLD, verdict_color(verdict), verdict, ANSI_RESET);
+  else
+    fputs(verdict, out);
+}
+
+/* Report text is the reader's, but one field must not break the layout. */
+static void put_oneline(FILE *out, const char *s) {
+  for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c != '\0'; c++)
+    fputc((*c < 0x20 || *c == 0x7f) ? ' ' : *c, out);
+}
+
+static void print_scenario_header(const json_t *report, const struct report_outcome *o,
+                                  bool color, FILE *out) {
+  fputs("Scenario ", out);
+  put_oneline(out, o->name);
+  if (o->file != NULL) {
+    fputs(" (", out);
+    put_oneline(out, o->file);
+    fputc(')', out);
+  }
+  fputs(": ", out);
+  put_verdict(out, color, o->verdict);
+  fputc('\n', out);
+  const json_t *seed = json_object_get(json_object_get(report, "run"), "seed");
+  if (json_is_integer(seed))
+    fprintf(out, "  seed: %lld\n", (long long)json_integer_value(seed));
+  fputc('\n', out);
+}
+
+static void print_faults(const json_t *report, FILE *out) {
+  const json_t *faults = json_object_get(report, "faults");
+  if (json_array_size(faults) == 0)
+    return;
+  const json_t *nodes = json_object_get(json_object_get(report, "status"), "nodes");
+  fputs("\nFaults:\n", out);
+  size_t i;
+  const json_t *f;
+  json_array_foreach(faults, i, f) {
+    bool fired = json_is_true(json_object_get(f, "fired"));
+    fprintf(out, "  %-9s  ", fired ? "fired" : "NOT FIRED");
+    put_oneline(out, str_at(f, "asked") ? str_at(f, "asked") : str_at(f, "action"));
+    const char *node = str_at(f, "node");
+    const char *where = str_at(json_object_get(nodes, node ? node : ""), "displayName");
+    if (fired && (where != NULL || node != NULL)) {
+      fputs(" on ", out);
+      put_oneline(out, where != NULL ? where : node);
+    }
+    if (json_is_number(json_object_get(f, "firedAfterSeconds")))
+      fprintf(out, " at +%.3fs", json_number_value(json_object_get(f, "firedAfterSeconds")));
+    if (str_at(f, "detail") != NULL) {
+      fputs(" (", out);
+      put_oneline(out, str_at(f, "detail"));
+      fputc(')', out);
+    }
+    fputc('\n', out);
+  }
+}
+
+/* What the watchdog did when the controller died, in its order (no times). */
+static void print_watchdog(const json_t *report, FILE *out) {
+  const json_t *actions = json_object_get(json_object_get(report, "watchdog"), "actions");
+  if (json_array_size(actions) == 0)
+    return;
+  fputs("\nWatchdog:\n", out);
+  size_t i;
+  const json_t *a;
+  json_array_foreach(actions, i, a) {
+    fputs("  ", out);
+    put_oneline(out, json_string_value(a));
+    fputc('\n', out);
+  }
+}
+
+static void print_expectations(const json_t *report, const struct report_outcome *o, bool color,
+                               FILE *out) {
+  const json_t *results = json_object_get(report, "expectations");
+  if (json_array_size(results) > 0) {
+    fputs("\nExpectations:\n", out);
+    size_t i;
+    const json_t *r;
+    json_array_foreach(results, i, r) {
+      bool ok = json_is_true(json_object_get(r, "ok"));
+      const char *word = ok ? "ok  " : "FAIL";
+      if (color)
+        fprintf(out, "  %s%s%s  ", ok ? ANSI_GREEN : ANSI_RED, word, ANSI_RESET);
+      else
+        fprintf(out, "  %s  ", word);
+      char *text = expectation_result_text(r);
+      put_oneline(out, text);
+      free(text);
+      json_int_t line = json_integer_value(json_object_get(r, "line"));
+      if (line > 0)
+        fprintf(out, "  (%s:%lld:%lld)", o->file ? o->file : "line", (long long)line,
+                (long long)json_integer_value(json_object_get(r, "column")));
+      fputc('\n', out);
+    }
+  }
+  fputs(o->scenario ? "\nVerdict: " : "\nResult: ", out);
+  put_verdict(out, color, o->verdict);
+  if (o->reason != NULL) {
+    fputs(": ", out);
+    put_oneline(out, o->reason);
+  }
+  fputc('\n', out);
+}
+
+void report_print_text_json(const json_t *report, const struct text_options *opts, FILE *out) {
+  bool color = opts != NULL && opts->color;
+  struct report_outcome o;
+  report_outcome_of(report, &o);
+  if (o.scenario)
+    print_scenario_header(report, &o, color, out);
+
+  struct run_state *st = NULL;
+  ep_error *err = NULL;
+  if (run_state_from_report(report, &st, &err) == 0) {
+    report_print_text(st, opts, out);
+    run_state_free(st);
+  } else {
+    /* The timeline and the checks below are still worth reading. */
+    fprintf(out, "(no node tree: %s)\n", err != NULL ? err->message : "unreadable nodes");
+    ep_error_free(&err);
+  }
+
+  struct timeline tl;
+  timeline_build(report, &tl);
+  fputc('\n', out);
+  timeline_print_text(&tl, color, out);
+  timeline_free(&tl);
+
+  print_watchdog(report, out);
+  print_faults(report, out);
+  print_expectations(report, &o, color, out);
+  report_outcome_free(&o);
+  fflush(out);
+}
