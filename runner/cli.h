@@ -38,6 +38,8 @@ struct run_args {
 
 /* `exitprobe run ...`: argv[0] is "run".  Returns the process exit status. */
 int cli_run(int argc, char **argv);
+/* `exitprobe demo [--html DIR]` */
+int cli_demo(int argc, char **argv);
 /* `exitprobe crash-points WORKFLOW`: one crash point per line. */
 int cli_crash_points(int argc, char **argv);
 /* `exitprobe validate FILE...` */

@@ -18,6 +18,7 @@ static void print_usage(FILE *out) {
         "  run SCENARIO|DIR...  run scenarios: inject faults, check expectations\n"
         "  validate FILE...     check workflows and scenarios without running them\n"
         "  crash-points WORKFLOW  list the controller crash points of a workflow\n"
+        "  demo [--html DIR]    the seed lesson under every way a run can end\n"
         "  report REPORT|DIR    render saved JSON reports: text, html, junit, tap, github\n"
         "\n"
         "Run 'exitprobe COMMAND --help' for a command's options.\n"
@@ -46,6 +47,8 @@ int main(int argc, char **argv) {
     return cli_run(argc - 1, argv + 1);
   if (strcmp(cmd, "validate") == 0)
     return cli_validate(argc - 1, argv + 1);
+  if (strcmp(cmd, "demo") == 0)
+    return cli_demo(argc - 1, argv + 1);
   if (strcmp(cmd, "crash-points") == 0)
     return cli_crash_points(argc - 1, argv + 1);
   if (strcmp(cmd, "report") == 0)
