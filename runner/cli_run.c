@@ -17,6 +17,7 @@
 #include "error.h"
 #include "report_json.h"
 #include "report_text.h"
+#include "report_text_json.h"
 #include "run_state.h"
 #include "sandbox.h"
 #include "workflow.h"
@@ -318,10 +319,15 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
     report_path = strdup(a->report_path);
   else if (asprintf(&report_path, "reports/out/%s.json", wf->name) < 0)
     abort();
+  /* What a person reads is rendered from the report itself, so `run` and
+   * `exitprobe report --format text` print the same thing (timeline included). */
   struct text_options topts = {.color = cli_want_color(a->color)};
-  report_print_text(st, &topts, stdout);
+  json_t *report = report_build(st);
+  report_print_text_json(report, &topts, stdout);
   fflush(stdout);
-  if (report_write_json(st, report_path, err) < 0)
+  int wrc = report_write_object(report, report_path, err);
+  json_decref(report);
+  if (wrc < 0)
     goto fail;
   printf("Report: %s\n", report_path);
   status = exit_status_for(st);
