@@ -138,8 +138,8 @@ static void test_every_crash_point_every_mode(void **state) {
          t.by_watchdog, t.twice, t.not_reached);
   /* Nothing of any run is left: no step process, no step cgroup. */
   assert_int_equal(test_count_processes("sleep 29.87"), 0);
+  /* (Only the workflows named crash-*: other tests may be running the seed right now.) */
   assert_int_equal(count_dirs_named("/sys/fs/cgroup", "crash-", 6), 0);
-  assert_int_equal(count_dirs_named("/sys/fs/cgroup", "exit-handler-workflow-", 6), 0);
   assert_true(t.by_watchdog > 0);
   assert_true(t.not_reached * 4 < t.cells);
 }
