@@ -1,4 +1,5 @@
 #include "faults.h"
+#include "../runner/xalloc.h"
 
 #include <fnmatch.h>
 #include <signal.h>
@@ -32,12 +33,6 @@ struct fault_plan {
   int64_t shutdown_anchor_us; /* start of the first node a targeted shutdown names */
 };
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s);
-  if (d == NULL)
-    abort();
-  return d;
-}
 
 struct fault_plan *fault_plan_new(const struct fault *faults, size_t n, uint64_t seed,
                                   double time_scale) {

@@ -1,4 +1,5 @@
 #include "report_github.h"
+#include "../runner/xalloc.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,18 +30,7 @@ static const char *str_at(const json_t *obj, const char *key) {
   return json_string_value(json_object_get(obj, key));
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  char *s = NULL;
-  va_start(ap, fmt);
-  int r = vasprintf(&s, fmt, ap);
-  va_end(ap);
-  if (r < 0)
-    abort();
-  return s;
-}
 
 /* Cut s (in place) to at most max bytes on a character boundary, marking the cut. */
 static void cut_text(char **s, size_t max, const char *mark) {

@@ -1,4 +1,5 @@
 #include "report_html.h"
+#include "../runner/xalloc.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -109,12 +110,6 @@ static const char *str_at(const json_t *obj, const char *key) {
 
 static const char *nonempty(const char *s) { return s != NULL && s[0] != '\0' ? s : NULL; }
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n != 0 ? n : 1, size != 0 ? size : 1);
-  if (p == NULL)
-    abort();
-  return p;
-}
 
 static void format_bytes(uint64_t bytes, char *buf, size_t size) {
   if (bytes >= 1024ull * 1024 * 1024)

@@ -1,4 +1,5 @@
 #include "report_load.h"
+#include "../runner/xalloc.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -65,25 +66,8 @@ static const char *str_at(const json_t *obj, const char *key) {
 
 static const char *nonempty(const char *s) { return s != NULL && s[0] != '\0' ? s : NULL; }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  char *s = NULL;
-  va_start(ap, fmt);
-  int r = vasprintf(&s, fmt, ap);
-  va_end(ap);
-  if (r < 0)
-    abort();
-  return s;
-}
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s);
-  if (d == NULL)
-    abort();
-  return d;
-}
 
 static const char *known_verdict(const char *v) {
   static const char *const verdicts[] = {"passed", "failed", "inconclusive", "error"};

@@ -1,4 +1,5 @@
 #include "report_text.h"
+#include "../runner/xalloc.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -69,12 +70,6 @@ static bool env_is_utf8(void) {
   return false;
 }
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n != 0 ? n : 1, size != 0 ? size : 1);
-  if (p == NULL)
-    abort();
-  return p;
-}
 
 /* Columns a UTF-8 string takes, counting each code point as one. */
 static size_t display_width(const char *s) {

@@ -1,4 +1,5 @@
 #include "report_timeline.h"
+#include "../runner/xalloc.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -50,13 +51,6 @@ struct builder {
   bool has_wf_start;
 };
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n != 0 ? n : 1, size != 0 ? size : 1);
-  if (p == NULL)
-    abort();
-  return p;
-}
-
 static void *grow(void *p, size_t *cap, size_t size) {
   *cap = *cap != 0 ? *cap * 2 : 16;
   void *q = realloc(p, *cap * size);
@@ -65,9 +59,10 @@ static void *grow(void *p, size_t *cap, size_t size) {
   return q;
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *event_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static char *xasprintf(const char *fmt, ...) {
+/* Like xasprintf, but one line per event whatever a message or a name holds. */
+static char *event_text(const char *fmt, ...) {
   va_list ap;
   char *s = NULL;
   va_start(ap, fmt);
@@ -465,17 +460,17 @@ static char *finished_text(const json_t *n, const char *label, const char *phase
   const char *sig = nonempty(str_at(n, "signal"));
   const char *code = str_at(json_object_get(n, "outputs"), "exitCode");
   bool oom = json_is_true(json_object_get(n, "oomKilled"));
-  char *extra = xasprintf("%s%s%s%s", sig && !(msg && strstr(msg, sig)) ? " (killed by " : "",
+  char *extra = event_text("%s%s%s%s", sig && !(msg && strstr(msg, sig)) ? " (killed by " : "",
                           sig && !(msg && strstr(msg, sig)) ? sig : "",
                           sig && !(msg && strstr(msg, sig)) ? ")" : "",
                           oom && !(msg && strstr(msg, "OOM")) ? " (OOMKilled)" : "");
   char *text;
   if (msg != NULL)
-    text = xasprintf("%s %s: %s%s", label, phase, msg, extra);
+    text = event_text("%s %s: %s%s", label, phase, msg, extra);
   else if (code != NULL && strcmp(code, "0") != 0)
-    text = xasprintf("%s %s (exit code %s)%s", label, phase, code, extra);
+    text = event_text("%s %s (exit code %s)%s", label, phase, code, extra);
   else
-    text = xasprintf("%s %s%s", label, phase, extra);
+    text = event_text("%s %s%s", label, phase, extra);
   free(extra);
   return text;
 }
@@ -486,17 +481,17 @@ static char *eh_started_text(const struct builder *b, const json_t *node) {
   const char *tmpl = nonempty(str_at(node, "templateName"));
   json_int_t runs = json_integer_value(json_object_get(eh, "runs"));
   const char *by = str_at(eh, "by");
-  char *seen = status ? xasprintf(" with {{workflow.status}}=%s", status) : xasprintf("%s", "");
-  char *times = runs > 1 ? xasprintf(" (started %lld times in all; Argo starts it once)",
+  char *seen = status ? event_text(" with {{workflow.status}}=%s", status) : event_text("%s", "");
+  char *times = runs > 1 ? event_text(" (started %lld times in all; Argo starts it once)",
                                      (long long)runs)
-                         : xasprintf("%s", "");
-  char *what = tmpl ? xasprintf("exit handler (%s)", tmpl) : xasprintf("exit handler");
+                         : event_text("%s", "");
+  char *what = tmpl ? event_text("exit handler (%s)", tmpl) : event_text("exit handler");
   char *text;
   if (by != NULL && strcmp(by, "watchdog") == 0)
-    text = xasprintf("watchdog took over: %s started%s; the controller did not start it%s", what,
+    text = event_text("watchdog took over: %s started%s; the controller did not start it%s", what,
                      seen, times);
   else
-    text = xasprintf("%s started by the %s%s%s", what, by && strcmp(by, "none") != 0 ? by : "controller",
+    text = event_text("%s started by the %s%s%s", what, by && strcmp(by, "none") != 0 ? by : "controller",
                      seen, times);
   free(seen);
   free(times);
@@ -508,10 +503,10 @@ static char *missing_text(const json_t *report) {
   const json_t *run = json_object_get(report, "run");
   const char *shutdown = str_at(run, "shutdown");
   if (shutdown != NULL && strcmp(shutdown, "Terminate") == 0)
-    return xasprintf("exit handler did not run: the shutdown strategy Terminate skips it");
+    return event_text("exit handler did not run: the shutdown strategy Terminate skips it");
   if (json_is_true(json_object_get(run, "interrupted")))
-    return xasprintf("exit handler did not run: the run was interrupted");
-  return xasprintf("exit handler declared but did not run");
+    return event_text("exit handler did not run: the run was interrupted");
+  return event_text("exit handler declared but did not run");
 }
 
 static char *workflow_finished_text(const json_t *report) {
@@ -522,11 +517,11 @@ static char *workflow_finished_text(const json_t *report) {
   const char *shutdown = nonempty(str_at(run, "shutdown"));
   const char *sig = nonempty(str_at(run, "signal"));
   bool interrupted = json_is_true(json_object_get(run, "interrupted"));
-  char *how = shutdown ? xasprintf(" (shutdown strategy %s)", shutdown) : xasprintf("%s", "");
-  char *why = !interrupted ? xasprintf("%s", "")
-              : sig        ? xasprintf(" (interrupted by %s)", sig)
-                           : xasprintf(" (interrupted)");
-  char *text = xasprintf("workflow %s%s%s%s%s", phase, msg ? ": " : "", msg ? msg : "", how, why);
+  char *how = shutdown ? event_text(" (shutdown strategy %s)", shutdown) : event_text("%s", "");
+  char *why = !interrupted ? event_text("%s", "")
+              : sig        ? event_text(" (interrupted by %s)", sig)
+                           : event_text(" (interrupted)");
+  char *text = event_text("workflow %s%s%s%s%s", phase, msg ? ": " : "", msg ? msg : "", how, why);
   free(how);
   free(why);
   return text;
@@ -539,9 +534,9 @@ static char *fault_text(const struct builder *b, const struct item *it) {
   if (asked == NULL)
     asked = nonempty(str_at(f, "action")) ? str_at(f, "action") : "fault";
   if (it->node != NONE)
-    return xasprintf("fault fired on %s: %s%s%s%s", label_of(b->nodes[it->node], b->ids[it->node]),
+    return event_text("fault fired on %s: %s%s%s%s", label_of(b->nodes[it->node], b->ids[it->node]),
                      asked, detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
-  return xasprintf("fault fired: %s%s%s%s", asked, detail ? " (" : "", detail ? detail : "",
+  return event_text("fault fired: %s%s%s%s", asked, detail ? " (" : "", detail ? detail : "",
                    detail ? ")" : "");
 }
 
@@ -555,7 +550,7 @@ static void describe(const struct builder *b, const struct item *it, struct time
   switch (it->kind) {
   case TIMELINE_WORKFLOW_STARTED: {
     const char *name = str_at(json_object_get(report, "workflow"), "name");
-    ev->text = xasprintf("workflow %s started", name ? name : "(unnamed)");
+    ev->text = event_text("workflow %s started", name ? name : "(unnamed)");
     break;
   }
   case TIMELINE_NODE_STARTED:
@@ -563,7 +558,7 @@ static void describe(const struct builder *b, const struct item *it, struct time
       ev->kind = TIMELINE_EXIT_HANDLER_STARTED;
       ev->text = eh_started_text(b, node);
     } else {
-      ev->text = xasprintf("%s started", label);
+      ev->text = event_text("%s started", label);
     }
     break;
   case TIMELINE_NODE_FINISHED:
@@ -571,7 +566,7 @@ static void describe(const struct builder *b, const struct item *it, struct time
     if (phase_is(phase, skipped_phases)) {
       ev->kind = TIMELINE_NODE_SKIPPED;
       const char *msg = nonempty(str_at(node, "message"));
-      ev->text = xasprintf("%s %s%s%s", label, phase, msg ? ": " : "", msg ? msg : "");
+      ev->text = event_text("%s %s%s%s", label, phase, msg ? ": " : "", msg ? msg : "");
     } else {
       ev->text = finished_text(node, it->node == b->eh_node ? "exit handler" : label,
                                phase ? phase : "ended");
@@ -589,7 +584,7 @@ static void describe(const struct builder *b, const struct item *it, struct time
     break;
   case TIMELINE_NODE_SKIPPED:
   case TIMELINE_EXIT_HANDLER_STARTED:
-    ev->text = xasprintf("%s", label ? label : "");
+    ev->text = event_text("%s", label ? label : "");
     break;
   }
 }
@@ -620,7 +615,7 @@ static void find_exit_handler_node(struct builder *b) {
     return;
   /* An older report without exitHandler.node: Argo names the node <wf>.onExit. */
   const char *wf = str_at(json_object_get(b->report, "workflow"), "name");
-  char *name = xasprintf("%s.onExit", wf ? wf : "");
+  char *name = event_text("%s.onExit", wf ? wf : "");
   for (size_t i = 0; i < b->n_nodes && b->eh_node == NONE; i++) {
     const char *n = str_at(b->nodes[i], "name");
     if (n != NULL && strcmp(n, name) == 0)

@@ -1,4 +1,5 @@
 #include "cgroup.h"
+#include "xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -78,23 +79,7 @@ struct layout {
 static const char *const ctrl_names[3] = {"memory", "pids", "freezer"};
 enum { CTRL_MEMORY, CTRL_PIDS, CTRL_FREEZER };
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s);
-  if (d == NULL)
-    abort();
-  return d;
-}
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  if (vasprintf(&s, fmt, ap) < 0)
-    abort();
-  va_end(ap);
-  return s;
-}
 
 static void add_note(struct ep_cg_manager *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

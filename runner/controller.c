@@ -1,4 +1,5 @@
 #include "controller.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -19,15 +20,6 @@
 #include <fnmatch.h>
 #include "../injector/faults.h"
 
-char *xasprintf(const char *fmt, ...) {
-  char *s = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  if (vasprintf(&s, fmt, ap) < 0)
-    abort();
-  va_end(ap);
-  return s;
-}
 
 void progress(struct controller *c, const char *fmt, ...) {
   if (c->opts->progress == NULL)

@@ -9,6 +9,7 @@
 #include "controller.h"
 #include "step_output.h"
 #include "template_vars.h"
+#include "xalloc.h"
 #include "../injector/faults.h"
 
 #define MAX_TEMPLATE_DEPTH 128
@@ -93,7 +94,6 @@ void controller_event(struct controller *c, const char *type, const struct wf_no
 /* Die here (SIGKILL) if the scenario's controller crash is aimed at point. */
 void crash_point(struct controller *c, const char *point);
 
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void progress(struct controller *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void want_wakeup(struct controller *c, int64_t at_us);
 /* Begin Argo's stop or terminate (from a signal or a shutdown fault). */

@@ -1,4 +1,5 @@
 #include "run_state.h"
+#include "xalloc.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -26,21 +27,7 @@ struct node_index {
 
 #define INDEX_INITIAL_CAP 64
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n, size);
-  if (p == NULL && n != 0 && size != 0)
-    abort();
-  return p;
-}
 
-static void *xrealloc(void *p, size_t n, size_t size) {
-  if (size != 0 && n > SIZE_MAX / size)
-    abort();
-  void *q = realloc(p, n * size);
-  if (q == NULL && n * size != 0)
-    abort();
-  return q;
-}
 
 static char *xstrdup_or_null(const char *s) {
   if (s == NULL)
@@ -387,7 +374,7 @@ struct wf_node *run_state_add_node(struct run_state *st, const char *name,
 
   if (st->n_nodes == st->cap_nodes) {
     st->cap_nodes = st->cap_nodes != 0 ? st->cap_nodes * 2 : 16;
-    st->nodes = xrealloc(st->nodes, st->cap_nodes, sizeof(*st->nodes));
+    st->nodes = xreallocarray(st->nodes, st->cap_nodes, sizeof(*st->nodes));
   }
   st->nodes[st->n_nodes++] = n;
   index_insert(st->index, n);
@@ -413,7 +400,7 @@ void run_state_add_child(struct wf_node *parent, const char *child_id) {
    * geometric without a capacity field in the public struct. */
   size_t n = parent->n_children;
   if (n == 0 || (n >= 4 && (n & (n - 1)) == 0))
-    parent->children = xrealloc(parent->children, n == 0 ? 4 : n * 2, sizeof(char *));
+    parent->children = xreallocarray(parent->children, n == 0 ? 4 : n * 2, sizeof(char *));
   parent->children[parent->n_children++] = xstrdup_or_null(child_id);
   struct child_set *cs = parent->child_set;
   if (cs == NULL)
@@ -457,7 +444,7 @@ void node_append_log(struct wf_node *node, const char *data, size_t len) {
   size_t need = node->log_len + take + 1;
   size_t have = node->log != NULL ? log_capacity(node->log_len + 1) : 0;
   if (need > have)
-    node->log = xrealloc(node->log, log_capacity(need), 1);
+    node->log = xreallocarray(node->log, log_capacity(need), 1);
   memcpy(node->log + node->log_len, data, take);
   node->log_len += take;
   node->log[node->log_len] = '\0';
@@ -470,7 +457,7 @@ static void strv_append_va(char ***v, size_t *n, const char *fmt, va_list ap) {
   char *s = NULL;
   if (vasprintf(&s, fmt, ap) < 0)
     abort();
-  *v = xrealloc(*v, *n + 1, sizeof(char *));
+  *v = xreallocarray(*v, *n + 1, sizeof(char *));
   (*v)[(*n)++] = s;
 }
 

@@ -1,21 +1,10 @@
 #include "template_vars.h"
+#include "xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n);
-  if (q == NULL && n != 0)
-    abort();
-  return q;
-}
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s);
-  if (d == NULL)
-    abort();
-  return d;
-}
 
 void var_scope_init(struct var_scope *scope, const struct var_scope *parent) {
   memset(scope, 0, sizeof(*scope));

@@ -1,4 +1,5 @@
 #include "workflow.h"
+#include "xalloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,19 +19,7 @@ struct parse_ctx {
   ep_error **err;
 };
 
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  if (p == NULL)
-    abort();
-  return p;
-}
 
-static char *xstrdup(const char *s) {
-  char *d = strdup(s);
-  if (d == NULL)
-    abort();
-  return d;
-}
 
 static struct src_pos pos_of(const struct ydoc_node *n) {
   struct src_pos p = {0, 0};
