@@ -1256,6 +1256,19 @@ static int translate_bracket(const char *s, size_t *i, struct sbuf *out, const c
  * 1000; glibc would instead expand them into huge automata. */
 #define RE_MAX_REPEAT 1000
 #define RE_MAX_GROUPS 1000
+/* Patterns Go compiles in linear space that make glibc's regcomp blow up
+ * (found by fuzzing; each took seconds to minutes and gigabytes):
+ *  - glibc copies a repeated operand once per copy ("a+" becomes "aa*"),
+ *    so stacked or nested repeats grow exponentially: like Go, nested
+ *    repetition operators ("a++") are refused, and the size of the pattern
+ *    with every repeat expanded is capped;
+ *  - a loop over something that can match the empty string ("(a*)+",
+ *    "(()+)+") makes its epsilon closures explode: refused, a documented
+ *    difference from Go (write "a*" for "(a*)+");
+ *  - a run of n optional parts ("a?" n times, also once expanded) costs
+ *    n^2 in epsilon closures: their number is capped. */
+#define RE_MAX_EXPANDED 50000
+#define RE_MAX_OPTIONAL 2000
 
 struct re_state {
   struct sbuf out;
@@ -1263,7 +1276,71 @@ struct re_state {
   int depth;
   int last_inner; /* repeat product inside the atom a quantifier would apply to */
   bool after_quantifier;
+  long size[RE_MAX_GROUPS + 1]; /* expanded atoms in each open group so far */
+  long last_size;               /* expanded atoms of what a quantifier would repeat */
+  long opt[RE_MAX_GROUPS + 1];  /* expanded optional parts and anchors in each open group */
+  long last_opt;                /* the same inside what a quantifier would repeat */
+  bool quantified;              /* the last token was a quantifier (with its lazy '?') */
+  bool alt_empty[RE_MAX_GROUPS + 1];   /* the group's current alternative matches "" so far */
+  bool group_empty[RE_MAX_GROUPS + 1]; /* an earlier alternative of the group matches "" */
+  bool empty_before_last;              /* alt_empty before the last atom was added */
+  bool last_empty;                     /* the last atom can match "" */
 };
+
+static int re_grow(struct re_state *st, long add, long add_opt, const char **why) {
+  st->size[st->depth] += add;
+  st->opt[st->depth] += add_opt;
+  if (st->size[st->depth] > RE_MAX_EXPANDED) {
+    *why = "expression too large once its repeats are expanded";
+    return -1;
+  }
+  if (st->opt[st->depth] > RE_MAX_OPTIONAL) {
+    *why = "too many optional parts once its repeats are expanded";
+    return -1;
+  }
+  return 0;
+}
+
+/* A character, class, anchor (which matches "") or closed group holding
+ * opt optional parts. */
+static int re_atom(struct re_state *st, long size, bool matches_empty, long opt,
+                   const char **why) {
+  st->last_size = size;
+  st->last_opt = opt;
+  st->quantified = false;
+  st->empty_before_last = st->alt_empty[st->depth];
+  st->last_empty = matches_empty;
+  st->alt_empty[st->depth] = st->empty_before_last && matches_empty;
+  return re_grow(st, size, opt, why);
+}
+
+/* The last atom becomes `copies` copies of itself in glibc's tree, of which
+ * `optional` may be skipped; min is the quantifier's lower bound, loop
+ * whether it has no upper bound. */
+static int re_repeat(struct re_state *st, long copies, long optional, long min, bool loop,
+                     const char **why) {
+  if (st->quantified) {
+    *why = "invalid nested repetition operator";
+    return -1;
+  }
+  if (loop && st->last_empty && st->last_size > 0) {
+    *why = "cannot repeat without bound something that can match the empty string, as in "
+           "(a*)+ (write a* instead)";
+    return -1;
+  }
+  st->quantified = true;
+  if (min == 0) {
+    st->last_empty = true;
+    st->alt_empty[st->depth] = st->empty_before_last;
+  }
+  if (copies < 1)
+    copies = 1;
+  long add = st->last_size * (copies - 1);
+  long add_opt = st->last_opt * (copies - 1) + optional;
+  st->last_size *= copies;
+  st->last_opt = st->last_opt * copies + optional;
+  return re_grow(st, add, add_opt, why);
+}
 
 /* `{m}`, `{m,}` or `{m,n}` at pat[i]: its length, or 0 for a literal brace. */
 static size_t parse_interval(const char *pat, size_t i, long *min, long *max) {
@@ -1293,7 +1370,7 @@ static int re_interval(struct re_state *st, const char *pat, size_t *i, const ch
     sb_add(&st->out, "\\{"); /* RE2 reads a brace that starts no interval literally */
     st->last_inner = 1;
     (*i)++;
-    return 0;
+    return re_atom(st, 1, false, 0, why);
   }
   long count = max >= 0 ? max : min;
   if (min > RE_MAX_REPEAT || max > RE_MAX_REPEAT || (max >= 0 && max < min)) {
@@ -1307,6 +1384,9 @@ static int re_interval(struct re_state *st, const char *pat, size_t *i, const ch
   }
   if (product > st->group_max[st->depth])
     st->group_max[st->depth] = (int)product;
+  /* {m,} is m copies and a starred one; {m,n} n copies; {0} none. */
+  if (re_repeat(st, max >= 0 ? max : min + 1, max >= 0 ? max - min : 1, min, max < 0, why) < 0)
+    return -1;
   sb_addn(&st->out, pat + *i, n);
   *i += n;
   st->after_quantifier = true;
@@ -1372,6 +1452,12 @@ static int re_open_group(struct re_state *st, const char *pat, size_t *i, const 
     return -1;
   }
   st->group_max[++st->depth] = 1;
+  st->size[st->depth] = 0;
+  st->opt[st->depth] = 0;
+  st->alt_empty[st->depth] = true;
+  st->group_empty[st->depth] = false;
+  st->last_size = 0;
+  st->quantified = false;
   sb_addc(&st->out, '(');
   return 0;
 }
@@ -1380,6 +1466,7 @@ static int re_open_group(struct re_state *st, const char *pat, size_t *i, const 
 static int re2_to_ere(const char *pat, char **out, int *cflags, const char **why) {
   struct re_state st = {.depth = 0, .last_inner = 1};
   st.group_max[0] = 1;
+  st.alt_empty[0] = true;
   size_t i = 0;
   int rc = 0;
   *cflags = REG_EXTENDED | REG_NOSUB;
@@ -1392,17 +1479,26 @@ static int re2_to_ere(const char *pat, char **out, int *cflags, const char **why
     bool was_quantifier = st.after_quantifier;
     st.after_quantifier = false;
     if (c == '\\') {
+      bool anchor = pat[i + 1] != '\0' && strchr("AzbB", pat[i + 1]) != NULL;
       rc = re_escape(&st, pat, &i, why);
       st.last_inner = 1;
+      if (rc == 0)
+        rc = re_atom(&st, 1, anchor, anchor, why);
     } else if (c == '[') {
       rc = translate_bracket(pat, &i, &st.out, why);
       st.last_inner = 1;
+      if (rc == 0)
+        rc = re_atom(&st, 1, false, 0, why);
     } else if (c == '(') {
       rc = re_open_group(&st, pat, &i, why);
     } else if (c == ')' && st.depth > 0) {
+      /* glibc keeps a node for the group itself: "()" is not free. */
+      long size = st.size[st.depth] + 1, opt = st.opt[st.depth];
+      bool empty = st.group_empty[st.depth] || st.alt_empty[st.depth];
       st.last_inner = st.group_max[st.depth--];
       if (st.last_inner > st.group_max[st.depth])
         st.group_max[st.depth] = st.last_inner;
+      rc = re_atom(&st, size, empty, opt, why);
       sb_addc(&st.out, ')');
       i++;
     } else if (c == '{') {
@@ -1414,6 +1510,17 @@ static int re2_to_ere(const char *pat, char **out, int *cflags, const char **why
       st.after_quantifier = c == '*' || c == '+' || c == '?';
       if (!st.after_quantifier)
         st.last_inner = 1;
+      if (st.after_quantifier) {
+        rc = re_repeat(&st, c == '+' ? 2 : 1, 1, c == '+' ? 1 : 0, c != '?', why);
+      } else if (c == '|') {
+        st.group_empty[st.depth] |= st.alt_empty[st.depth];
+        st.alt_empty[st.depth] = true;
+        st.last_size = 0; /* nothing before a quantifier here to repeat */
+        st.quantified = false;
+      } else {
+        bool anchor = c == '^' || c == '$';
+        rc = re_atom(&st, 1, anchor, anchor, why);
+      }
       i++;
     }
   }

@@ -561,8 +561,12 @@ static void merge_from(struct loader *L, const struct ydoc_node *src, struct ydo
  * their number is bounded because each merged alias already paid its
  * expanded size. */
 static int finish_mapping(struct loader *L, const struct frame *f) {
-  const struct child *kv = L->scratch + f->start;
   size_t n = (L->n_scratch - f->start) / 2;
+  /* Before any child was stored, scratch is NULL and even NULL + 0 is
+   * undefined behaviour (clang's UBSan reports "{}" as the first node). */
+  if (n == 0)
+    return 0;
+  const struct child *kv = L->scratch + f->start;
   struct ydoc_node *node = &f->node->pub;
   const struct child *merge_key = NULL;
   size_t n_keys = 0;
@@ -655,21 +659,68 @@ static void offset_position(const char *buf, size_t len, size_t offset, int *lin
   *column = clamp_int(c);
 }
 
+/* libyaml reports a bad continuation byte at its own offset; the character
+ * a reader sees as broken starts at the lead byte before it. */
+static size_t broken_char_offset(const char *buf, size_t len, size_t offset) {
+  size_t k = offset;
+  if (offset == 0 || offset > len)
+    return offset;
+  while (k > 0 && offset - k < 3 && ((unsigned char)buf[k - 1] & 0xC0) == 0x80)
+    k--;
+  if (k > 0 && ((unsigned char)buf[k - 1] & 0xC0) == 0xC0)
+    return k - 1;
+  return offset;
+}
+
+/* A quote or bracket still open at the end of the input: libyaml's own
+ * position is then the end of the file, which says nothing, so the error
+ * points at where the unclosed construct starts.  Returns its name ("quoted
+ * scalar") or NULL when the rule does not apply. */
+static const char *unclosed_at_end(const struct loader *L) {
+  static const char *const contexts[] = {"while scanning a quoted scalar",
+                                         "while parsing a flow sequence",
+                                         "while parsing a flow mapping", NULL};
+  const yaml_parser_t *p = &L->parser;
+  if (p->context == NULL)
+    return NULL;
+  const char *what = NULL;
+  for (const char *const *c = contexts; *c != NULL && what == NULL; c++)
+    if (strcmp(p->context, *c) == 0)
+      what = strstr(*c, " a ") + 3;
+  if (what == NULL)
+    return NULL;
+  int end_line, end_column;
+  offset_position(L->buf, L->len, L->len, &end_line, &end_column);
+  bool at_end = (p->problem != NULL && strstr(p->problem, "end of stream") != NULL) ||
+                (mark_line(p->problem_mark) == end_line &&
+                 mark_column(p->problem_mark) == end_column);
+  return at_end ? what : NULL;
+}
+
 static int parser_error(struct loader *L) {
   const yaml_parser_t *p = &L->parser;
   const char *problem = p->problem ? p->problem : "unknown YAML error";
   int line, column;
+  const char *unclosed;
   switch (p->error) {
   case YAML_MEMORY_ERROR:
     return fail_oom(L);
   case YAML_READER_ERROR:
-    offset_position(L->buf, L->len, p->problem_offset, &line, &column);
+    offset_position(L->buf, L->len,
+                    strcmp(problem, "invalid trailing UTF-8 octet") == 0
+                        ? broken_char_offset(L->buf, L->len, p->problem_offset)
+                        : p->problem_offset,
+                    &line, &column);
     if (p->problem_value >= 0)
       return ep_error_at(L->err, EP_EXIT_USAGE, L->name, line, column,
                          "invalid input: %s (0x%02X at byte offset %zu)", problem,
                          (unsigned)p->problem_value, p->problem_offset);
     return ep_error_at(L->err, EP_EXIT_USAGE, L->name, line, column, "invalid input: %s", problem);
   default:
+    if ((unclosed = unclosed_at_end(L)) != NULL)
+      return ep_error_at(L->err, EP_EXIT_USAGE, L->name, mark_line(p->context_mark),
+                         mark_column(p->context_mark),
+                         "the %s that starts here is never closed (%s)", unclosed, problem);
     line = mark_line(p->problem_mark);
     column = mark_column(p->problem_mark);
     if (p->context != NULL)

@@ -464,10 +464,10 @@ static void test_syntax_errors(void **state) {
   expect_error("a: 1\n  b: 2\n", 2, 4, "mapping values are not allowed in this context");
   /* Bad indentation: a key indented less than its siblings. */
   expect_error("a:\n  b: 1\n c: 2\n", 3, 2, "did not find expected key");
-  /* Unclosed quote: reported at end of input, with where the quote began. */
-  expect_error("a: \"abc\nb: 2\n", 3, 1,
-               "found unexpected end of stream (while scanning a quoted scalar started at line "
-               "1, column 4)");
+  /* Unclosed quote: reported where the quote opens, not past the last line. */
+  expect_error("a: \"abc\nb: 2\n", 1, 4,
+               "the quoted scalar that starts here is never closed (found unexpected end of "
+               "stream)");
   /* Tab used for indentation. */
   expect_error("a:\n\tb: 1\n", 2, 1, "found character that cannot start any token");
   expect_error("a:\n  b: 1\n\tc: 2\n", 3, 1, "found a tab character that violates indentation");
