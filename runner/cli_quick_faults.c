@@ -90,6 +90,11 @@ int quick_faults_scenario(const struct run_args *a, struct scenario **out, ep_er
   if (fd < 0)
     return ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot create a temporary file");
   FILE *f = fdopen(fd, "w");
+  if (f == NULL) {
+    close(fd);
+    unlink(path);
+    return ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot write a temporary file");
+  }
   char *abs = realpath(a->workflow_path, NULL);
   fputs("apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: command-line}\nspec:\n"
         "  workflow: ", f);
@@ -100,10 +105,8 @@ int quick_faults_scenario(const struct run_args *a, struct scenario **out, ep_er
   for (size_t i = 0; i < a->n_quick_faults && rc == 0; i++)
     rc = write_fault(f, a->quick_faults[i], err);
   fclose(f);
-  if (rc == 0 && scenario_load_file(path, out, err) < 0) {
-    ep_error_wrap(*err, "in --fault");
-    rc = -1;
-  }
+  if (rc == 0 && scenario_load_file(path, out, err) < 0)
+    rc = -1; /* the caller names the option (the file is gone by then) */
   unlink(path);
   return rc;
 }

@@ -182,6 +182,18 @@ static bool is_json_name(const char *name) {
   return name[0] != '.' && len > 5 && strcmp(name + len - 5, ".json") == 0;
 }
 
+/* In a folder, other JSON files (a matrix's summary.json, say) are not
+ * reports and are passed over; a file named on the command line is checked
+ * strictly instead. */
+static bool looks_like_report(const char *path) {
+  json_error_t jerr;
+  json_t *root = json_load_file(path, 0, &jerr);
+  const char *kind = json_string_value(json_object_get(root, "kind"));
+  bool report = kind == NULL || strcmp(kind, "Report") == 0;
+  json_decref(root);
+  return report;
+}
+
 static int add_directory(struct inputs *in, const char *dir, ep_error **err) {
   DIR *d = opendir(dir);
   if (d == NULL) {
@@ -198,7 +210,7 @@ static int add_directory(struct inputs *in, const char *dir, ep_error **err) {
     if (asprintf(&path, "%s%s%s", dir, sep, ent->d_name) < 0)
       abort();
     struct stat sb;
-    if (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+    if (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode) || !looks_like_report(path)) {
       free(path);
       continue;
     }

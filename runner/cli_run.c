@@ -127,7 +127,7 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
   optind = 1;
   opterr = 0;
   int opt;
-  while ((opt = getopt_long(argc, argv, "p:f:r:qh", longopts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, ":p:f:r:qh", longopts, NULL)) != -1) {
     switch (opt) {
     case 'p': {
       char *eq = strchr(optarg, '=');
@@ -199,11 +199,12 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
       break;
     case 'h':
       return 1;
+    case ':':
+      return ep_error_set(err, EP_EXIT_USAGE, "option '%s' needs a value", argv[optind - 1]);
     default:
       if (optopt != 0 && optopt < 256)
-        return ep_error_set(err, EP_EXIT_USAGE, "unknown or incomplete option '-%c'", optopt);
-      return ep_error_set(err, EP_EXIT_USAGE, "unknown or incomplete option '%s'",
-                          argv[optind - 1]);
+        return ep_error_set(err, EP_EXIT_USAGE, "unknown option '-%c'", optopt);
+      return ep_error_set(err, EP_EXIT_USAGE, "unknown option '%s'", argv[optind - 1]);
     }
   }
   if (optind >= argc)
@@ -271,6 +272,22 @@ static void block_interrupts(void) {
   sigprocmask(SIG_BLOCK, &mask, NULL);
 }
 
+/* An error found in the scenario --fault options were turned into names
+ * the option the user wrote, not the temporary file (its fault i is on
+ * line 7 + i, see cli_quick_faults.c). */
+static void quick_fault_error(const struct run_args *a, ep_error *e) {
+  if (e == NULL || e->file == NULL || strstr(e->file, "exitprobe-faults-") == NULL)
+    return;
+  int i = e->line - 7;
+  if (i >= 0 && (size_t)i < a->n_quick_faults)
+    ep_error_wrap(e, "--fault '%s'", a->quick_faults[i]);
+  else
+    ep_error_wrap(e, "--fault");
+  free(e->file);
+  e->file = NULL;
+  e->line = e->column = 0;
+}
+
 /* A single workflow (with --fault quick faults, if any). */
 static int run_single_workflow(struct run_args *a, ep_error **err) {
   struct workflow *wf = NULL;
@@ -285,8 +302,10 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
   for (size_t i = 0; i < wf->n_warnings; i++)
     fprintf(stderr, "%s\n", wf->warnings[i]);
   if (a->n_quick_faults > 0) {
-    if (quick_faults_scenario(a, &quick, err) < 0 || scenario_check_targets(quick, wf, err) < 0)
+    if (quick_faults_scenario(a, &quick, err) < 0 || scenario_check_targets(quick, wf, err) < 0) {
+      quick_fault_error(a, *err);
       goto fail;
+    }
     plan = fault_plan_new(quick->faults, quick->n_faults, quick->seed, 1.0);
   }
   if (a->dry_run) {

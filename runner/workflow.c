@@ -174,9 +174,11 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
   if (get_string(ctx, name, "parameter name", &p->name) < 0)
     return -1;
   const struct ydoc_node *v;
-  if ((v = ydoc_get(n, "value")) != NULL && !ydoc_is_null(v) &&
-      get_string(ctx, v, "parameter value", &p->value) < 0)
-    return -1;
+  if ((v = ydoc_get(n, "value")) != NULL && !ydoc_is_null(v)) {
+    p->value_pos = pos_of(v);
+    if (get_string(ctx, v, "parameter value", &p->value) < 0)
+      return -1;
+  }
   if ((v = ydoc_get(n, "default")) != NULL && !ydoc_is_null(v) &&
       get_string(ctx, v, "parameter default", &p->default_value) < 0)
     return -1;
@@ -495,6 +497,7 @@ static int parse_hooks(struct parse_ctx *ctx, const struct ydoc_node *n, bool wo
       fail_at(ctx, value, "hook '%s' needs a template", h.name);
       goto bad;
     }
+    h.template_pos = pos_of(v);
     if (get_string(ctx, v, "hook template", &h.template_name) < 0)
       goto bad;
     if ((v = ydoc_get(value, "expression")) != NULL &&
@@ -594,8 +597,11 @@ static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, bool is_
   if ((v = ydoc_get(n, "arguments")) != NULL &&
       parse_io(ctx, v, "arguments", &s->arguments, &s->n_arguments) < 0)
     return -1;
-  if ((v = ydoc_get(n, "when")) != NULL && get_string(ctx, v, "when", &s->when) < 0)
-    return -1;
+  if ((v = ydoc_get(n, "when")) != NULL) {
+    s->when_pos = pos_of(v);
+    if (get_string(ctx, v, "when", &s->when) < 0)
+      return -1;
+  }
   if ((v = ydoc_get(n, "continueOn")) != NULL && !ydoc_is_null(v)) {
     if (expect_kind(ctx, v, YDOC_MAPPING, "continueOn") < 0)
       return -1;
@@ -611,7 +617,7 @@ static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, bool is_
     /* The deprecated form; hooks.exit wins when both are present. */
     bool has_exit = s->n_hooks > 0 && strcmp(s->hooks[0].name, "exit") == 0;
     if (!has_exit) {
-      struct wf_hook h = {.name = xstrdup("exit"), .pos = pos_of(v)};
+      struct wf_hook h = {.name = xstrdup("exit"), .pos = pos_of(v), .template_pos = pos_of(v)};
       if (get_string(ctx, v, "onExit", &h.template_name) < 0) {
         hook_free(&h);
         return -1;
@@ -642,6 +648,7 @@ static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, bool is_
   }
   if (deps != NULL) {
     s->depends_pos = pos_of(deps);
+    s->dependencies_node = deps;
     if (get_string_list(ctx, deps, "dependencies", &s->dependencies, &s->n_dependencies) < 0)
       return -1;
   }
@@ -1157,6 +1164,7 @@ static int apply_overrides(struct parse_ctx *ctx, const struct param_override *o
     }
     free(p->value);
     p->value = xstrdup(overrides[i].value);
+    p->value_pos = (struct src_pos){0, 0}; /* a -p value has no place in the file */
   }
   return 0;
 }
@@ -1167,7 +1175,8 @@ static int check_enum(struct parse_ctx *ctx, const struct wf_parameter *p, const
   for (size_t i = 0; i < p->n_enum_values; i++)
     if (strcmp(p->enum_values[i], value) == 0)
       return 0;
-  return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+  struct src_pos at = p->value_pos.line ? p->value_pos : p->pos;
+  return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, at.line, at.column,
                      "value '%s' of parameter '%s' is not one of its enum values", value,
                      p->name);
 }
@@ -1357,21 +1366,23 @@ static int validate_call_site(struct parse_ctx *ctx, const struct workflow *wf,
     return -1;
   rc->in_loop = step->loop.kind != LOOP_NONE;
   for (size_t a = 0; a < step->n_arguments; a++) {
-    struct ydoc_node at = pos_node(step->arguments[a].pos);
-    if (check_refs(rc, &at, "arguments", step->arguments[a].value) < 0)
+    const struct wf_parameter *arg = &step->arguments[a];
+    struct ydoc_node at = pos_node(arg->value_pos.line ? arg->value_pos : arg->pos);
+    if (check_refs(rc, &at, "arguments", arg->value) < 0)
       return -1;
   }
-  struct ydoc_node at = pos_node(step->pos);
-  if (check_refs(rc, &at, "when", step->when) < 0 ||
-      check_refs(rc, &at, "withParam", step->loop.param) < 0)
+  struct ydoc_node when_at = pos_node(step->when_pos.line ? step->when_pos : step->pos);
+  struct ydoc_node param_at = pos_node(step->loop.pos.line ? step->loop.pos : step->pos);
+  if (check_refs(rc, &when_at, "when", step->when) < 0 ||
+      check_refs(rc, &param_at, "withParam", step->loop.param) < 0)
     return -1;
   for (size_t h = 0; h < step->n_hooks; h++) {
     const struct wf_hook *hook = &step->hooks[h];
     char *hook_name = NULL;
     if (asprintf(&hook_name, "%s.hooks.%s", step->name, hook->name) < 0)
       abort();
-    int rc2 = check_call(ctx, wf, what, hook_name, hook->template_name, hook->pos, hook->pos,
-                         hook->arguments, hook->n_arguments);
+    int rc2 = check_call(ctx, wf, what, hook_name, hook->template_name, hook->template_pos,
+                         hook->pos, hook->arguments, hook->n_arguments);
     free(hook_name);
     if (rc2 < 0)
       return -1;
@@ -1499,8 +1510,9 @@ static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
     const struct wf_step *task = &t->tasks[i];
     for (size_t d = 0; d < task->n_dependencies; d++)
       if (find_task(t, task->dependencies[d], strlen(task->dependencies[d])) == NULL) {
-        ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->depends_pos.line,
-                    task->depends_pos.column,
+        const struct ydoc_node *at = nth(task->dependencies_node, d);
+        ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, at ? at->line : task->depends_pos.line,
+                    at ? at->column : task->depends_pos.column,
                     "task '%s' depends on '%s', which is not a task of template '%s'", task->name,
                     task->dependencies[d], t->name);
         goto out;
@@ -1590,14 +1602,15 @@ static int validate(struct parse_ctx *ctx) {
   }
   for (size_t h = 0; h < wf->n_hooks; h++)
     if (check_call(ctx, wf, "hook", wf->hooks[h].name, wf->hooks[h].template_name,
-                   wf->hooks[h].pos, wf->hooks[h].pos, wf->hooks[h].arguments,
+                   wf->hooks[h].template_pos, wf->hooks[h].pos, wf->hooks[h].arguments,
                    wf->hooks[h].n_arguments) < 0)
       return -1;
   for (size_t i = 0; i < wf->n_arguments; i++) {
     if (check_enum(ctx, &wf->arguments[i], wf->arguments[i].value) < 0)
       return -1;
     struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = entry};
-    struct ydoc_node at = pos_node(wf->arguments[i].pos);
+    const struct wf_parameter *arg = &wf->arguments[i];
+    struct ydoc_node at = pos_node(arg->value_pos.line ? arg->value_pos : arg->pos);
     if (check_refs(&rc, &at, "arguments", wf->arguments[i].value) < 0)
       return -1;
   }
@@ -1646,7 +1659,7 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
       wf->n_hooks--;
       if (wf->on_exit == NULL) {
         wf->on_exit = exit_hook.template_name;
-        wf->on_exit_pos = exit_hook.pos;
+        wf->on_exit_pos = exit_hook.template_pos;
         wf->exit_arguments = exit_hook.arguments;
         wf->n_exit_arguments = exit_hook.n_arguments;
         exit_hook.template_name = NULL;

@@ -26,6 +26,7 @@ struct wf_parameter {
   char *value_from_path; /* outputs.parameters[].valueFrom.path */
   char *global_name;
   struct src_pos pos;
+  struct src_pos value_pos; /* of `value:`; 0:0 when absent or given with -p */
 };
 
 struct wf_env_var {
@@ -61,6 +62,7 @@ struct wf_hook {
   struct wf_parameter *arguments;
   size_t n_arguments;
   struct src_pos pos;
+  struct src_pos template_pos;
 };
 
 /* A step of a steps template, or a task of a DAG. */
@@ -82,6 +84,8 @@ struct wf_step {
   struct src_pos pos;
   struct src_pos template_pos;
   struct src_pos depends_pos;
+  struct src_pos when_pos;
+  const struct ydoc_node *dependencies_node; /* the list, for element positions */
 };
 
 struct wf_retry {

@@ -66,4 +66,8 @@ status=0
 run_suite build build meson test -C build --print-errorlogs || status=$?
 ((status == 0)) || finish "$status"
 run_suite sanitizers build-asan scripts/sanitize-test.sh || status=$?
+((status == 0)) || finish "$status"
+# A bounded fuzz run of every input path (longer runs: scripts/fuzz.sh 600).
+echo "==> scripts/fuzz.sh ${EXITPROBE_FUZZ_SECONDS:-15}"
+scripts/fuzz.sh "${EXITPROBE_FUZZ_SECONDS:-15}" || status=$?
 finish "$status"

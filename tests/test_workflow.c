@@ -191,7 +191,7 @@ static void test_bad_inputs(void **state) {
                     "    - - name: t\n        template: b\n"
                     "  - name: b\n    inputs: {parameters: [{name: p, default: d}]}\n"
                     "    container: {command: [x]}\n",
-             12, 34, "failed to resolve {{steps.t.outputs.result}}");
+             12, 51, "failed to resolve {{steps.t.outputs.result}}");
   load_fails(HEADER "spec:\n  entrypoint: a\n  templates:\n  - name: a\n    steps:\n"
                     "    - name: s\n      template: a\n",
              10, 7, "list of lists");

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -94,40 +96,78 @@ static _Noreturn void controller_main(struct supervisor *s, int journal_fd, int 
   _exit(rc == 0 ? 0 : EP_EXIT_INTERNAL);
 }
 
-/* Journal the controller's events until it exits; returns its wait status. */
+static int journal_line(struct supervisor *s, char *line, int ack_fd, ep_error **err) {
+  char *fields[5] = {0}, *save = NULL, *p = line;
+  for (int i = 0; i < 5; i++, p = NULL)
+    fields[i] = strtok_r(p, "\t", &save);
+  uint16_t type = fields[0] ? event_type(fields[0]) : 0;
+  if (type == 0)
+    return 0;
+  if (type == LEDGER_T_EXIT_HANDLER_INTENT)
+    s->handler_runs++;
+  if (type == LEDGER_T_EXIT_HANDLER_DONE)
+    s->handler_done = true;
+  json_t *payload = json_object();
+  if (fields[2] && *fields[2])
+    json_object_set_new(payload, "node", json_string(fields[2]));
+  if (fields[3] && *fields[3])
+    json_object_set_new(payload, "displayName", json_string(fields[3]));
+  if (fields[4] && *fields[4])
+    json_object_set_new(payload, "phase", json_string(fields[4]));
+  /* A ledger that failed acknowledges nothing more: the controller stops. */
+  if (record(s, type, payload, fields[1] && fields[1][0] == '1', err) < 0)
+    return -1;
+  return write(ack_fd, "k", 1) == 1 ? 0 : -1;
+}
+
+/* Journal the controller's events until it exits; signals meant for the
+ * run (Ctrl-C, stop, terminate) are passed on to it.  Returns its wait
+ * status. */
 static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, int ack_fd,
                              ep_error **err) {
-  FILE *in = fdopen(journal_fd, "r");
-  char *line = NULL;
-  size_t cap = 0;
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGUSR1);
+  sigaddset(&mask, SIGUSR2);
+  int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  char buf[8192];
+  size_t len = 0;
   int rc = 0;
-  while (in != NULL && getline(&line, &cap, in) > 0) {
-    char *fields[5] = {0}, *save = NULL, *p = line;
-    line[strcspn(line, "\n")] = '\0';
-    for (int i = 0; i < 5; i++, p = NULL)
-      fields[i] = strtok_r(p, "\t", &save);
-    uint16_t type = fields[0] ? event_type(fields[0]) : 0;
-    if (type == 0)
-      continue;
-    if (type == LEDGER_T_EXIT_HANDLER_INTENT)
-      s->handler_runs++;
-    if (type == LEDGER_T_EXIT_HANDLER_DONE)
-      s->handler_done = true;
-    json_t *payload = json_object();
-    if (fields[2] && *fields[2])
-      json_object_set_new(payload, "node", json_string(fields[2]));
-    if (fields[3] && *fields[3])
-      json_object_set_new(payload, "displayName", json_string(fields[3]));
-    if (fields[4] && *fields[4])
-      json_object_set_new(payload, "phase", json_string(fields[4]));
-    if (rc == 0 && record(s, type, payload, fields[1] && fields[1][0] == '1', err) < 0)
-      rc = -1; /* the ledger failed: no more acknowledgements, the controller stops */
-    if (rc == 0 && write(ack_fd, "k", 1) != 1)
+  for (;;) {
+    struct pollfd pfd[2] = {{.fd = journal_fd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+    if (poll(pfd, sigfd >= 0 ? 2 : 1, -1) < 0) {
+      if (errno == EINTR)
+        continue;
       break;
+    }
+    if (sigfd >= 0 && (pfd[1].revents & POLLIN)) {
+      struct signalfd_siginfo si;
+      if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        kill(pid, (int)si.ssi_signo);
+    }
+    if (!(pfd[0].revents & (POLLIN | POLLHUP)))
+      continue;
+    ssize_t n = read(journal_fd, buf + len, sizeof(buf) - 1 - len);
+    if (n <= 0)
+      break; /* the controller closed its end: it exited or died */
+    len += (size_t)n;
+    char *start = buf, *nl;
+    while ((nl = memchr(start, '\n', (size_t)(buf + len - start))) != NULL) {
+      *nl = '\0';
+      if (rc == 0 && journal_line(s, start, ack_fd, err) < 0)
+        rc = -1;
+      start = nl + 1;
+    }
+    len = (size_t)(buf + len - start);
+    memmove(buf, start, len);
+    if (len == sizeof(buf) - 1)
+      len = 0; /* an absurdly long line: dropped rather than wedging the journal */
   }
-  free(line);
-  if (in != NULL)
-    fclose(in);
+  if (sigfd >= 0)
+    close(sigfd);
+  close(journal_fd);
   close(ack_fd);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -141,10 +181,17 @@ static int run_generation(struct supervisor *s, struct run_state *st, bool resum
   if (pipe2(journal, O_CLOEXEC) < 0 || pipe2(ack, O_CLOEXEC) < 0)
     return ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "pipe");
   fflush(NULL);
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0)
     return ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "fork of the controller");
   if (pid == 0) {
+    /* Its own process group: a terminal's Ctrl-C reaches the supervisor
+     * alone, which passes it on once.  And it dies with the supervisor. */
+    setpgid(0, 0);
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent)
+      _exit(EP_EXIT_INTERNAL);
     close(journal[0]);
     close(ack[1]);
     controller_main(s, journal[1], ack[0], st, resume, crash);
