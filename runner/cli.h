@@ -46,6 +46,10 @@ int cli_crash_points(int argc, char **argv);
 int cli_validate(int argc, char **argv);
 /* `exitprobe report REPORT.json|DIR... --format ...` (cli_report.c) */
 int cli_report(int argc, char **argv);
+/* `exitprobe matrix WORKFLOW.yaml [--faults ...]` (cli_matrix.c) */
+int cli_matrix(int argc, char **argv);
+/* `exitprobe replay REPORT.json`: one matrix cell again (cli_matrix.c) */
+int cli_replay(int argc, char **argv);
 
 /* Scenario mode of `run` (cli_scenario.c). */
 int cli_run_scenarios(struct run_args *a);

@@ -20,6 +20,8 @@ static void print_usage(FILE *out) {
         "  crash-points WORKFLOW  list the controller crash points of a workflow\n"
         "  demo [--html DIR]    the seed lesson under every way a run can end\n"
         "  report REPORT|DIR    render saved JSON reports: text, html, junit, tap, github\n"
+        "  matrix WORKFLOW.yaml run the workflow under every fault and crash point: a table\n"
+        "  replay REPORT.json   run one matrix cell again, alone\n"
         "\n"
         "Run 'exitprobe COMMAND --help' for a command's options.\n"
         "\n"
@@ -53,6 +55,10 @@ int main(int argc, char **argv) {
     return cli_crash_points(argc - 1, argv + 1);
   if (strcmp(cmd, "report") == 0)
     return cli_report(argc - 1, argv + 1);
+  if (strcmp(cmd, "matrix") == 0)
+    return cli_matrix(argc - 1, argv + 1);
+  if (strcmp(cmd, "replay") == 0)
+    return cli_replay(argc - 1, argv + 1);
   fprintf(stderr, "exitprobe: unknown command '%s'\n\n", cmd);
   print_usage(stderr);
   return EP_EXIT_USAGE;
