@@ -3,6 +3,9 @@
  * (argo-semantics §2). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mount.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -166,7 +169,14 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
   return 0;
 }
 
+/* A step's /tmp is a tmpfs mounted on its host directory (so the step
+ * cannot fill the host's disk, and the runner can still read its output
+ * files after it ended); removing the directory unmounts it first. */
+static void unmount_step_tmp(const char *path) { (void)umount2(path, MNT_DETACH); }
+
 void remove_tree(const char *path) {
+  if (path != NULL)
+    unmount_step_tmp(path);
   if (path != NULL)
     nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -274,7 +284,11 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     goto done;
   }
   p->tmp_dir = xasprintf("%s/%s", c->opts->work_dir, node->id);
-  if (mkdir(p->tmp_dir, 0777) < 0 && errno != EEXIST) {
+  if ((mkdir(p->tmp_dir, 0777) < 0 && errno != EEXIST) ||
+      (geteuid() == 0 &&
+       mount("tmpfs", p->tmp_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=" SANDBOX_TMP_SIZE) <
+           0 &&
+       errno != EPERM)) {
     char *msg = xasprintf("cannot create the step's /tmp (%s): %s", p->tmp_dir, strerror(errno));
     node_finish(node, PHASE_ERROR, msg);
     free(msg);
@@ -348,6 +362,47 @@ done:
 
 /* Output parameters are read from the step's files after it ended; only
  * its /tmp survives the step (the rest of its view was read-only). */
+/* A file the step left in its /tmp, read from the host without trusting
+ * the step: resolved beneath that directory only (no symlink or ".." out
+ * of it), never blocking on a FIFO, regular files only, at most 16 MiB.
+ * One trailing newline is dropped, as Argo's executor does.  NULL if absent. */
+static char *read_step_file(const char *tmp_dir, const char *relative) {
+  enum { MAX_OUTPUT = 16 * 1024 * 1024 };
+  int dir = open(tmp_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    return NULL;
+  struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
+                         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+  int fd = (int)syscall(SYS_openat2, dir, relative, &how, sizeof(how));
+  close(dir);
+  struct stat sb;
+  if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+    if (fd >= 0)
+      close(fd);
+    return NULL;
+  }
+  size_t cap = 4096, len = 0;
+  char *value = xmalloc(cap);
+  for (;;) {
+    if (len + 1 == cap) {
+      if (cap >= MAX_OUTPUT)
+        break;
+      value = xrealloc(value, cap *= 2);
+    }
+    ssize_t n = read(fd, value + len, cap - len - 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    len += (size_t)n;
+  }
+  close(fd);
+  if (len > 0 && value[len - 1] == '\n')
+    len--;
+  value[len] = '\0';
+  return value;
+}
+
 static int collect_output_parameters(struct pod *p, char **why) {
   const struct wf_template *t = p->tmpl;
   for (size_t i = 0; i < t->n_outputs; i++) {
@@ -355,29 +410,8 @@ static int collect_output_parameters(struct pod *p, char **why) {
     char *value = NULL;
     if (out->value_from_path != NULL) {
       const char *path = out->value_from_path;
-      if (strncmp(path, "/tmp/", 5) == 0) {
-        char *host = xasprintf("%s/%s", p->tmp_dir, path + 5);
-        FILE *f = fopen(host, "r");
-        free(host);
-        if (f != NULL) {
-          size_t cap = 4096, len = 0;
-          value = malloc(cap);
-          size_t got;
-          while (value != NULL && (got = fread(value + len, 1, cap - len - 1, f)) > 0) {
-            len += got;
-            if (len + 1 == cap && cap < (1u << 24))
-              value = realloc(value, cap *= 2);
-            else if (len + 1 == cap)
-              break;
-          }
-          fclose(f);
-          if (value == NULL)
-            abort();
-          if (len > 0 && value[len - 1] == '\n')
-            len--;
-          value[len] = '\0';
-        }
-      }
+      if (strncmp(path, "/tmp/", 5) == 0)
+        value = read_step_file(p->tmp_dir, path + 5);
       if (value == NULL && out->default_value != NULL)
         value = strdup(out->default_value);
       if (value == NULL) {
@@ -411,6 +445,7 @@ static void settle_pod(struct controller *c, struct pod *p) {
   node->exit_code = res->exit_code;
   node->signal = res->signal;
   node->oom_killed = res->oom_killed;
+  node->pids_limited = res->pids_limited;
   node->memory_peak = res->memory_peak;
   free(node->result);
   node->result = step_output_result(&p->output);

@@ -70,6 +70,7 @@ struct wf_node {
   bool log_truncated;
   uint64_t memory_peak;       /* bytes; 0 unknown */
   bool oom_killed;
+  bool pids_limited;          /* a fork failed on the step's pids limit */
   int signal;                 /* killing signal, 0 if none */
 };
 

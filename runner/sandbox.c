@@ -388,6 +388,45 @@ static void bind_host_tmp(const struct launch_plan *p, const char *dir) {
     init_fail(p, "remounting read-write", "/tmp", errno);
 }
 
+/* A private /dev: the harmless character devices a program expects, bound
+ * from the host's, a fresh devpts, and nothing else -- no disks, no kmsg,
+ * no loop or kvm devices, which read-only mounts would not protect. */
+static void setup_dev(const struct launch_plan *p) {
+  static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  enum { N_NODES = sizeof(nodes) / sizeof(nodes[0]) };
+  int fds[N_NODES];
+  char path[64];
+  for (size_t i = 0; i < N_NODES; i++) {
+    snprintf(path, sizeof(path), "/dev/%s", nodes[i]);
+    fds[i] = open(path, O_PATH | O_CLOEXEC);
+  }
+  if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536") < 0)
+    init_fail(p, "mount tmpfs on", "/dev", errno);
+  for (size_t i = 0; i < N_NODES; i++) {
+    if (fds[i] < 0)
+      continue;
+    snprintf(path, sizeof(path), "/dev/%s", nodes[i]);
+    int f = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (f < 0)
+      init_fail(p, "creating", path, errno);
+    close(f);
+    char src[64];
+    snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+    if (mount(src, path, NULL, MS_BIND, NULL) < 0)
+      init_fail(p, "bind mount", path, errno);
+    close(fds[i]);
+  }
+  if (mkdir("/dev/pts", 0755) == 0 &&
+      mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620") == 0)
+    (void)symlink("pts/ptmx", "/dev/ptmx");
+  (void)mkdir("/dev/shm", 01777);
+  (void)symlink("/proc/self/fd", "/dev/fd");
+  (void)symlink("/proc/self/fd/0", "/dev/stdin");
+  (void)symlink("/proc/self/fd/1", "/dev/stdout");
+  (void)symlink("/proc/self/fd/2", "/dev/stderr");
+}
+
 static void setup_mounts(const struct launch_plan *p) {
   /* Nothing we mount may propagate back to the host's namespace. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -397,7 +436,10 @@ static void setup_mounts(const struct launch_plan *p) {
     bind_host_tmp(p, p->spec->tmp_host_dir);
   else
     mount_tmpfs(p, "/tmp", true);
+  setup_dev(p);
   mount_tmpfs(p, "/dev/shm", false);
+  /* The host's /run holds daemons' sockets (docker.sock, systemd's). */
+  mount_tmpfs(p, "/run", false);
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     init_fail(p, "mount proc on", "/proc", errno);
   bind_readonly(p, "/proc/sys");

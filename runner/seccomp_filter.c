@@ -1,6 +1,7 @@
 #include "seccomp_filter.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <stdlib.h>
@@ -61,6 +62,28 @@ static int add_deny_rules(scmp_filter_ctx ctx, const struct ep_seccomp_fault *fa
     if (rc < 0)
       return ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "seccomp_rule_add(%s)",
                                 denied_names[i]);
+  }
+  /* No user namespaces: inside one, root holds every capability again (the
+   * way around the capability set the step runs with).  clone3 passes its
+   * flags in memory a filter cannot read, so it answers ENOSYS and libc
+   * falls back to clone, whose flags it can (Docker's profile does the same). */
+  static const char *const ns_calls[] = {"unshare", "clone"};
+  for (size_t i = 0; i < 2; i++) {
+    int nr = seccomp_syscall_resolve_name(ns_calls[i]);
+    if (nr < 0 || find_fault(faults, n_faults, nr) != NULL)
+      continue;
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
+    if (rc < 0)
+      return ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "seccomp_rule_add(%s)", ns_calls[i]);
+    n++;
+  }
+  int clone3 = seccomp_syscall_resolve_name("clone3");
+  if (clone3 >= 0 && find_fault(faults, n_faults, clone3) == NULL) {
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), clone3, 0);
+    if (rc < 0)
+      return ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "seccomp_rule_add(clone3)");
+    n++;
   }
   *n_denied = n;
   return 0;

@@ -102,6 +102,7 @@ static int load_node(struct run_state *st, const json_t *o, ep_error **err) {
         n->signal = k;
   }
   n->oom_killed = json_is_true(json_object_get(o, "oomKilled"));
+  n->pids_limited = json_is_true(json_object_get(o, "pidsLimited"));
   n->memory_peak = (uint64_t)json_integer_value(json_object_get(o, "memoryPeakBytes"));
   return 0;
 }

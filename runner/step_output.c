@@ -41,6 +41,15 @@ void step_output_feed(struct step_output *out, int stream, const char *data, siz
     const char *nl = memchr(data, '\n', len);
     if (nl == NULL) {
       lb_append(pending, data, len);
+      /* A "line" that never ends must not grow the runner without bound:
+       * past the cap it is logged as it stands, cut. */
+      if (pending->len >= STEP_LINE_MAX) {
+        lb_append(pending, "\n", 1);
+        node_append_log(node, pending->data, pending->len);
+        if (out->on_line)
+          out->on_line(out->on_line_ctx, pending->data, pending->len);
+        pending->len = 0;
+      }
       return;
     }
     size_t line_len = (size_t)(nl - data) + 1;

@@ -10,6 +10,7 @@
 #include "run_state.h"
 
 #define STEP_RESULT_MAX (256 * 1024)
+#define STEP_LINE_MAX (64 * 1024) /* a longer line is logged in pieces */
 
 struct line_buffer {
   char *data;
