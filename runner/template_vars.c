@@ -1,4 +1,5 @@
 #include "template_vars.h"
+#include "expr.h"
 #include "xalloc.h"
 
 #include <stdlib.h>
@@ -102,6 +103,28 @@ int template_for_each_tag(const char *in, template_visit_fn visit, void *ctx) {
   return 0;
 }
 
+static int scope_lookup(void *ctx, const char *name, struct expr_value *out) {
+  const char *v = var_scope_get(ctx, name);
+  if (v == NULL)
+    return 0;
+  expr_value_set_string(out, v);
+  return 1;
+}
+
+static int evaluate_expression_tag(const char *expr, const struct var_scope *scope, char **out,
+                                   ep_error **err) {
+  struct expr_value v = {0};
+  ep_error *e = NULL;
+  if (expr_eval(expr, EXPR_EXPRLANG, scope_lookup, (void *)scope, &v, &e) < 0) {
+    ep_error_set(err, EP_EXIT_USAGE, "failed to evaluate {{=%s}}: %s", expr, e->message);
+    ep_error_free(&e);
+    return -1;
+  }
+  *out = expr_value_to_string(&v);
+  expr_value_clear(&v);
+  return 0;
+}
+
 int template_substitute(const char *in, const struct var_scope *scope, char **out,
                         char **missing, ep_error **err) {
   struct strbuf sb = {0};
@@ -111,9 +134,16 @@ int template_substitute(const char *in, const struct var_scope *scope, char **ou
   while (find_tag(in, pos, &open, &close, &name)) {
     sb_append(&sb, in + pos, open - pos);
     if (name[0] == '=') {
-      ep_error_set(err, EP_EXIT_USAGE,
-                   "expression tag '{{%s}}' is not supported by exitprobe yet", name);
-      goto fail;
+      /* {{= expr }}: Argo's expr-lang tags, evaluated against the same
+       * bindings (a subset of expr-lang: see expr.h). */
+      char *value = NULL;
+      if (evaluate_expression_tag(name + 1, scope, &value, err) < 0)
+        goto fail;
+      sb_append(&sb, value, strlen(value));
+      free(value);
+      free(name);
+      pos = close;
+      continue;
     }
     const char *value = var_scope_get(scope, name);
     if (value == NULL) {

@@ -74,16 +74,22 @@ static void test_parent_scope_and_override(void **state) {
   var_scope_clear(&parent);
 }
 
-static void test_expression_tags_are_refused(void **state) {
+static void test_expression_tags(void **state) {
   (void)state;
   struct var_scope s;
   var_scope_init(&s, NULL);
-  char *out = NULL, *missing = NULL;
+  var_scope_set(&s, "inputs.parameters.n", "41");
+  char *out = subst_ok(&s, "n={{= asInt(inputs.parameters.n) + 1 }}");
+  assert_string_equal(out, "n=42");
+  free(out);
+  char *missing = NULL;
   ep_error *err = NULL;
-  assert_int_equal(template_substitute("{{=1+1}}", &s, &out, &missing, &err), -1);
-  assert_non_null(strstr(err->message, "not supported"));
+  out = NULL;
+  assert_int_equal(template_substitute("{{= 1 + }}", &s, &out, &missing, &err), -1);
+  assert_non_null(strstr(err->message, "failed to evaluate {{= 1 +}}"));
   free(missing);
   ep_error_free(&err);
+  var_scope_clear(&s);
 }
 
 static void test_json_quote_like_go(void **state) {
@@ -117,7 +123,7 @@ int main(void) {
       cmocka_unit_test(test_values_are_not_rescanned),
       cmocka_unit_test(test_unresolved_names_the_variable),
       cmocka_unit_test(test_parent_scope_and_override),
-      cmocka_unit_test(test_expression_tags_are_refused),
+      cmocka_unit_test(test_expression_tags),
       cmocka_unit_test(test_json_quote_like_go),
       cmocka_unit_test(test_for_each_tag),
   };
