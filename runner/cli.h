@@ -58,6 +58,9 @@ int quick_faults_scenario(const struct run_args *a, struct scenario **out, ep_er
 
 int cli_push(const char ***list, size_t *n, const char *item);
 bool capability_name_known(const char *name);
+/* --color auto|always|never to -1/1/0. */
+int cli_parse_color(const char *text, int *color, ep_error **err);
+/* Colours wanted: the setting, or for auto a terminal on stdout and NO_COLOR unset. */
 bool cli_want_color(int setting);
 int exit_status_for(const struct run_state *st);
 

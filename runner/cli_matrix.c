@@ -957,18 +957,6 @@ static int parse_long(const char *opt, const char *text, long min, long *out, ep
   return 0;
 }
 
-static int parse_color(const char *text, int *color, ep_error **err) {
-  if (strcmp(text, "auto") == 0)
-    *color = -1;
-  else if (strcmp(text, "always") == 0)
-    *color = 1;
-  else if (strcmp(text, "never") == 0)
-    *color = 0;
-  else
-    return ep_error_set(err, EP_EXIT_USAGE, "--color must be auto, always or never");
-  return 0;
-}
-
 static int parse_timeout(const char *text, int64_t *ms, ep_error **err) {
   if (scenario_parse_duration(text, ms) < 0 || *ms <= 0)
     return ep_error_set(err, EP_EXIT_USAGE, "--timeout: '%s' is not a duration (e.g. 30s, 5m)",
@@ -1041,7 +1029,7 @@ static int parse_matrix_args(int argc, char **argv, struct matrix_args *a, ep_er
       rc = parse_timeout(optarg, &a->timeout_ms, err);
       break;
     case OPT_COLOR:
-      rc = parse_color(optarg, &a->color, err);
+      rc = cli_parse_color(optarg, &a->color, err);
       break;
     case OPT_LIST:
       a->list = true;
@@ -1273,7 +1261,7 @@ int cli_replay(int argc, char **argv) {
     else if (opt == OPT_TIMEOUT)
       rc = parse_timeout(optarg, &m.timeout_ms, &err);
     else if (opt == OPT_COLOR)
-      rc = parse_color(optarg, &color, &err);
+      rc = cli_parse_color(optarg, &color, &err);
     else if (opt == 'h') {
       print_replay_usage(stdout);
       return EP_EXIT_OK;

@@ -128,14 +128,8 @@ static int parse_args(int argc, char **argv, struct report_args *a, ep_error **e
       a->summary = optarg;
       break;
     case OPT_COLOR:
-      if (strcmp(optarg, "auto") == 0)
-        a->color = -1;
-      else if (strcmp(optarg, "always") == 0)
-        a->color = 1;
-      else if (strcmp(optarg, "never") == 0)
-        a->color = 0;
-      else
-        return ep_error_set(err, EP_EXIT_USAGE, "--color expects auto, always or never");
+      if (cli_parse_color(optarg, &a->color, err) < 0)
+        return -1;
       break;
     case 'h':
       return 1;

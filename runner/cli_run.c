@@ -163,14 +163,8 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
                             "--grace-period: '%s' is not a duration (e.g. 500ms, 10s, 1m)", optarg);
       break;
     case OPT_COLOR:
-      if (strcmp(optarg, "auto") == 0)
-        a->color = -1;
-      else if (strcmp(optarg, "always") == 0)
-        a->color = 1;
-      else if (strcmp(optarg, "never") == 0)
-        a->color = 0;
-      else
-        return ep_error_set(err, EP_EXIT_USAGE, "--color must be auto, always or never");
+      if (cli_parse_color(optarg, &a->color, err) < 0)
+        return -1;
       break;
     case OPT_NET:
       a->isolate_network = true;
@@ -251,6 +245,18 @@ int exit_status_for(const struct run_state *st) {
   if (st->interrupted)
     return st->interrupt_signal == SIGTERM ? EP_EXIT_SIGTERM : EP_EXIT_SIGINT;
   return st->phase == PHASE_SUCCEEDED ? EP_EXIT_OK : EP_EXIT_FAILED;
+}
+
+int cli_parse_color(const char *text, int *color, ep_error **err) {
+  if (strcmp(text, "auto") == 0)
+    *color = -1;
+  else if (strcmp(text, "always") == 0)
+    *color = 1;
+  else if (strcmp(text, "never") == 0)
+    *color = 0;
+  else
+    return ep_error_set(err, EP_EXIT_USAGE, "--color must be auto, always or never");
+  return 0;
 }
 
 bool cli_want_color(int setting) {
