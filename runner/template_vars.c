@@ -2,6 +2,8 @@
 #include "expr.h"
 #include "xalloc.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,13 +14,50 @@ void var_scope_init(struct var_scope *scope, const struct var_scope *parent) {
   scope->parent = parent;
 }
 
+static size_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return (size_t)h;
+}
+
+/* Position of name in scope's own bindings, or -1. */
+static ptrdiff_t find_own(const struct var_scope *scope, const char *name) {
+  if (scope->index_cap == 0)
+    return -1;
+  size_t mask = scope->index_cap - 1;
+  for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+    size_t slot = scope->index[i];
+    if (slot == 0)
+      return -1;
+    if (strcmp(scope->bindings[slot - 1].name, name) == 0)
+      return (ptrdiff_t)(slot - 1);
+  }
+}
+
+static void index_insert(struct var_scope *scope, size_t pos) {
+  size_t mask = scope->index_cap - 1;
+  size_t i = name_hash(scope->bindings[pos].name) & mask;
+  while (scope->index[i] != 0)
+    i = (i + 1) & mask;
+  scope->index[i] = pos + 1;
+}
+
+static void index_grow(struct var_scope *scope) {
+  size_t cap = scope->index_cap ? scope->index_cap * 2 : 32;
+  free(scope->index);
+  scope->index = xcalloc(cap, sizeof(size_t));
+  scope->index_cap = cap;
+  for (size_t i = 0; i < scope->n; i++)
+    index_insert(scope, i);
+}
+
 void var_scope_set(struct var_scope *scope, const char *name, const char *value) {
-  for (size_t i = 0; i < scope->n; i++) {
-    if (strcmp(scope->bindings[i].name, name) == 0) {
-      free(scope->bindings[i].value);
-      scope->bindings[i].value = xstrdup(value);
-      return;
-    }
+  ptrdiff_t at = find_own(scope, name);
+  if (at >= 0) {
+    free(scope->bindings[at].value);
+    scope->bindings[at].value = xstrdup(value);
+    return;
   }
   if (scope->n == scope->cap) {
     scope->cap = scope->cap ? scope->cap * 2 : 16;
@@ -27,13 +66,18 @@ void var_scope_set(struct var_scope *scope, const char *name, const char *value)
   scope->bindings[scope->n].name = xstrdup(name);
   scope->bindings[scope->n].value = xstrdup(value);
   scope->n++;
+  if ((scope->n + 1) * 2 > scope->index_cap)
+    index_grow(scope);
+  else
+    index_insert(scope, scope->n - 1);
 }
 
 const char *var_scope_get(const struct var_scope *scope, const char *name) {
-  for (const struct var_scope *s = scope; s != NULL; s = s->parent)
-    for (size_t i = 0; i < s->n; i++)
-      if (strcmp(s->bindings[i].name, name) == 0)
-        return s->bindings[i].value;
+  for (const struct var_scope *s = scope; s != NULL; s = s->parent) {
+    ptrdiff_t at = find_own(s, name);
+    if (at >= 0)
+      return s->bindings[at].value;
+  }
   return NULL;
 }
 
@@ -43,8 +87,10 @@ void var_scope_clear(struct var_scope *scope) {
     free(scope->bindings[i].value);
   }
   free(scope->bindings);
+  free(scope->index);
   scope->bindings = NULL;
-  scope->n = scope->cap = 0;
+  scope->index = NULL;
+  scope->n = scope->cap = scope->index_cap = 0;
 }
 
 /* A growable string; abort on allocation failure like the rest of the tool. */

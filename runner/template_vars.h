@@ -14,10 +14,14 @@ struct var_binding {
   char *value;
 };
 
-/* An ordered set of bindings; later bindings of the same name win. */
+/* A set of bindings (setting a bound name replaces its value), with a hash
+ * index: a steps template binds steps.NAME.* for every finished step, so a
+ * linear scan would make a long workflow quadratic per reconcile pass. */
 struct var_scope {
   struct var_binding *bindings;
   size_t n, cap;
+  size_t *index;     /* open addressing: binding position + 1, 0 = empty */
+  size_t index_cap;  /* a power of two, at least twice n */
   const struct var_scope *parent; /* consulted when a name is not bound here */
 };
 
