@@ -287,7 +287,8 @@ static bool schedule_pass(struct dag_run *d, struct var_scope *scope, int *budge
         free(why);
         d->task_nodes[i] = n;
         d->done[i] = true;
-        bind_node_outputs(scope, "tasks", task->name, n);
+        if (task->referenced)
+          bind_node_outputs(scope, "tasks", task->name, n);
         progressed = true;
         free(base);
         continue;
@@ -307,7 +308,9 @@ static bool schedule_pass(struct dag_run *d, struct var_scope *scope, int *budge
     }
     if (done && nodes.n > 0) {
       d->done[i] = true;
-      if (task->loop.kind != LOOP_NONE && nodes.v[0]->type == NODE_TASK_GROUP) {
+      if (!task->referenced) {
+        /* nobody reads tasks.NAME.*: nothing to bind */
+      } else if (task->loop.kind != LOOP_NONE && nodes.v[0]->type == NODE_TASK_GROUP) {
         struct node_list kids = {0};
         for (size_t k = 0; k < nodes.v[0]->n_children; k++)
           node_list_push(&kids, run_state_find_id(c->st, nodes.v[0]->children[k]));

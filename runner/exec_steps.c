@@ -111,6 +111,8 @@ static void bind_group_outputs(struct controller *c, struct var_scope *scope,
                                const struct wf_step_group *g, const struct wf_node *group) {
   for (size_t si = 0; si < g->n_steps; si++) {
     const struct wf_step *s = &g->steps[si];
+    if (!s->referenced)
+      continue; /* nobody reads steps.NAME.*: binding it every pass would cost O(n^2) */
     char *base = xasprintf("%s.%s", group->name, s->name);
     struct wf_node *single = run_state_find_name(c->st, base);
     if (s->loop.kind == LOOP_NONE || single != NULL) {

@@ -1250,17 +1250,30 @@ static bool step_ref_ok(const struct ref_check *rc, const char *name) {
   const char *rest = name + strlen(rc->prefix);
   for (size_t i = 0; i < rc->n_visible; i++) {
     size_t len = strlen(rc->visible[i]->name);
-    if (strncmp(rest, rc->visible[i]->name, len) == 0 && rest[len] == '.')
+    if (strncmp(rest, rc->visible[i]->name, len) == 0 && rest[len] == '.') {
+      /* The model is still being built here: remember who is read, so the
+       * controller binds only the outputs someone reads. */
+      ((struct wf_step *)rc->visible[i])->referenced = true;
       return output_field_ok(rc->wf, rc->visible[i], rest + len + 1);
+    }
   }
   return false;
+}
+
+static void mark_all_referenced(const struct ref_check *rc) {
+  for (size_t i = 0; i < rc->n_visible; i++)
+    ((struct wf_step *)rc->visible[i])->referenced = true;
 }
 
 static int visit_ref(void *opaque, const char *name, size_t offset) {
   struct ref_check *rc = opaque;
   (void)offset;
-  if (name[0] == '=')
-    return 0; /* expression tags are checked when they are evaluated */
+  if (name[0] == '=') {
+    /* Expression tags are checked when evaluated; what they read is not
+     * known here, so every visible step's outputs stay bound. */
+    mark_all_referenced(rc);
+    return 0;
+  }
   if (known_global(rc->wf, name))
     return 0;
   if (strncmp(name, "inputs.parameters.", 18) == 0) {
@@ -1378,6 +1391,10 @@ static int validate_call_site(struct parse_ctx *ctx, const struct workflow *wf,
     return -1;
   for (size_t h = 0; h < step->n_hooks; h++) {
     const struct wf_hook *hook = &step->hooks[h];
+    /* An expression hook may read other steps' outputs by name. */
+    if (hook->expression != NULL &&
+        (strstr(hook->expression, "steps") != NULL || strstr(hook->expression, "tasks") != NULL))
+      mark_all_referenced(rc);
     char *hook_name = NULL;
     if (asprintf(&hook_name, "%s.hooks.%s", step->name, hook->name) < 0)
       abort();

@@ -86,6 +86,7 @@ struct wf_step {
   struct src_pos depends_pos;
   struct src_pos when_pos;
   const struct ydoc_node *dependencies_node; /* the list, for element positions */
+  bool referenced; /* some {{steps.NAME.*}} / {{tasks.NAME.*}} names it (set by validation) */
 };
 
 struct wf_retry {
