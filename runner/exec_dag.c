@@ -156,9 +156,28 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n
   (*buf)[*len] = '\0';
 }
 
+static bool bare_dependency_holds(const struct dag_run *d, int i) {
+  /* A bare name: Succeeded, Skipped or Daemoned, widened by continueOn. */
+  const struct wf_step *dep = &d->t->tasks[i];
+  return task_result(d, i, "Succeeded", 9) || task_result(d, i, "Skipped", 7) ||
+         (dep->continue_on_failed && task_result(d, i, "Failed", 6)) ||
+         (dep->continue_on_error && task_result(d, i, "Errored", 7));
+}
+
 /* Rewrite the depends expression into true/false literals, then evaluate. */
 static int evaluate_depends(const struct dag_run *d, const struct wf_step *task, bool *out,
                             char **why) {
+  if (task->depends == NULL) {
+    /* dependencies: [A, B, ...] is an AND of bare names: no expression to
+     * parse, however many there are (a fan-in of thousands). */
+    *out = true;
+    for (size_t k = 0; k < task->n_dependencies && *out; k++) {
+      const char *name = task->dependencies[k];
+      int i = task_index(d->t, name, strlen(name));
+      *out = i >= 0 && bare_dependency_holds(d, i);
+    }
+    return 0;
+  }
   char *expr = NULL;
   size_t len = 0, cap = 0;
   append(&expr, &len, &cap, "", 0);
@@ -196,11 +215,7 @@ static int evaluate_depends(const struct dag_run *d, const struct wf_step *task,
         p++;
       value = task_result(d, i, r, (size_t)(p - r));
     } else {
-      /* A bare name: Succeeded, Skipped or Daemoned, widened by continueOn. */
-      const struct wf_step *dep = &d->t->tasks[i];
-      value = task_result(d, i, "Succeeded", 9) || task_result(d, i, "Skipped", 7) ||
-              (dep->continue_on_failed && task_result(d, i, "Failed", 6)) ||
-              (dep->continue_on_error && task_result(d, i, "Errored", 7));
+      value = bare_dependency_holds(d, i);
     }
     append(&out_expr, &olen, &ocap, value ? "true" : "false", value ? 4 : 5);
   }
