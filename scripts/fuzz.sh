@@ -38,13 +38,15 @@ say() { printf '==> %s\n' "$*"; }
 # The shared helpers every target links; xalloc.c once the tree has it.
 common="runner/error.c"
 [[ -f runner/xalloc.c ]] && common+=" runner/xalloc.c"
+# Templates evaluate {{= }} tags with the expression evaluator.
+templates="runner/template_vars.c runner/expr.c"
 sources_for() {
   case "$1" in
   yaml) echo "$common" runner/yaml_doc.c ;;
-  workflow) echo "$common" runner/yaml_doc.c runner/workflow.c runner/template_vars.c ;;
-  scenario) echo "$common" runner/yaml_doc.c runner/workflow.c runner/template_vars.c \
+  workflow) echo "$common" runner/yaml_doc.c runner/workflow.c $templates ;;
+  scenario) echo "$common" runner/yaml_doc.c runner/workflow.c $templates \
                  injector/scenario.c reports/expectations.c ;;
-  template) echo "$common" runner/template_vars.c ;;
+  template) echo "$common" $templates ;;
   expr) echo "$common" runner/expr.c ;;
   *) echo "unknown fuzz target '$1' (yaml workflow scenario template expr)" >&2; return 1 ;;
   esac
