@@ -50,6 +50,10 @@ int cli_report(int argc, char **argv);
 int cli_matrix(int argc, char **argv);
 /* `exitprobe replay REPORT.json`: one matrix cell again (cli_matrix.c) */
 int cli_replay(int argc, char **argv);
+/* `exitprobe verify SCENARIO STATUS.json`: expectations against argo get -o json (cli_cluster.c) */
+int cli_verify(int argc, char **argv);
+/* `exitprobe export SCENARIO --target argo [-o FILE]`: a Workflow manifest for a cluster */
+int cli_export(int argc, char **argv);
 
 /* Scenario mode of `run` (cli_scenario.c). */
 int cli_run_scenarios(struct run_args *a);

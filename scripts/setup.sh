@@ -40,6 +40,7 @@ packages=(
   bubblewrap
   libxml2-utils
   chromium
+  python3-jsonschema
 )
 
 missing=()
