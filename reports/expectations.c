@@ -113,19 +113,7 @@ struct vctx {
   ep_error **err;
 };
 
-static int vfail(struct vctx *c, const struct ydoc_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int vfail(struct vctx *c, const struct ydoc_node *n, const char *fmt, ...) {
-  char *msg = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  if (vasprintf(&msg, fmt, ap) < 0)
-    abort();
-  va_end(ap);
-  ep_error_at(c->err, EP_EXIT_USAGE, c->file, n ? n->line : 0, n ? n->column : 0, "%s", msg);
-  free(msg);
-  return -1;
-}
+#define vfail(c, n, ...) ydoc_fail((c)->err, (c)->file, (n), __VA_ARGS__)
 
 static int validate_regex(struct vctx *c, const struct ydoc_node *n, const char *path) {
   regex_t re;

@@ -77,31 +77,14 @@ static void print_run_usage(FILE *out) {
         out);
 }
 
-/* "500ms", "2s", "1m", "1h", or a bare number of seconds. */
+/* A Go duration ("500ms", "2s", "1m30s") or bare seconds, at most a day. */
 static int parse_duration_ms(const char *text, int *out) {
-  char *end = NULL;
-  errno = 0;
-  double v = strtod(text, &end);
-  if (errno != 0 || end == text || v < 0)
+  double secs;
+  if (parse_duration_seconds(text, true, &secs) < 0 || secs > 86400)
     return -1;
-  double factor;
-  if (*end == '\0' || strcmp(end, "s") == 0)
-    factor = 1000;
-  else if (strcmp(end, "ms") == 0)
-    factor = 1;
-  else if (strcmp(end, "m") == 0)
-    factor = 60000;
-  else if (strcmp(end, "h") == 0)
-    factor = 3600000;
-  else
-    return -1;
-  double ms = v * factor;
-  if (ms > 86400000.0)
-    return -1;
-  *out = (int)ms;
+  *out = (int)(secs * 1000);
   return 0;
 }
-
 static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err) {
   enum { OPT_GRACE = 256, OPT_COLOR, OPT_NET, OPT_IMAGE, OPT_REPORT_DIR, OPT_JUNIT, OPT_DRY_RUN,
          OPT_REQUIRE, OPT_FAULT };

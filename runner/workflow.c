@@ -21,6 +21,10 @@ struct parse_ctx {
 
 
 
+/* Errors at a node go through yaml_doc's one reporter. */
+#define fail_at(ctx, n, ...) ydoc_fail((ctx)->err, (ctx)->file, (n), __VA_ARGS__)
+#define expect_kind(ctx, n, kind, what) ydoc_expect_kind((ctx)->err, (ctx)->file, (n), (kind), (what))
+
 static struct src_pos pos_of(const struct ydoc_node *n) {
   struct src_pos p = {0, 0};
   if (n != NULL) {
@@ -28,21 +32,6 @@ static struct src_pos pos_of(const struct ydoc_node *n) {
     p.column = n->column;
   }
   return p;
-}
-
-static int fail_at(struct parse_ctx *ctx, const struct ydoc_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_at(struct parse_ctx *ctx, const struct ydoc_node *n, const char *fmt, ...) {
-  char *msg = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  if (vasprintf(&msg, fmt, ap) < 0)
-    abort();
-  va_end(ap);
-  ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, n ? n->line : 0, n ? n->column : 0, "%s",
-              msg);
-  free(msg);
-  return -1;
 }
 
 static void warn_at(struct parse_ctx *ctx, const struct ydoc_node *n, const char *fmt, ...)
@@ -63,14 +52,6 @@ static void warn_at(struct parse_ctx *ctx, const struct ydoc_node *n, const char
   if (wf->warnings == NULL)
     abort();
   wf->warnings[wf->n_warnings++] = line;
-}
-
-static int expect_kind(struct parse_ctx *ctx, const struct ydoc_node *n, enum ydoc_kind kind,
-                       const char *what) {
-  if (n->kind != kind)
-    return fail_at(ctx, n, "%s must be a %s, not a %s", what, ydoc_kind_name(kind),
-                   ydoc_kind_name(n->kind));
-  return 0;
 }
 
 /* A field that must be a string.  Kubernetes accepts numbers and booleans

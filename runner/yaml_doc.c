@@ -1006,3 +1006,24 @@ const char *ydoc_kind_name(enum ydoc_kind kind) {
   }
   return "unknown";
 }
+
+int ydoc_fail(ep_error **err, const char *file, const struct ydoc_node *n, const char *fmt, ...) {
+  char *msg = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = vasprintf(&msg, fmt, ap);
+  va_end(ap);
+  if (rc < 0)
+    abort();
+  ep_error_at(err, EP_EXIT_USAGE, file, n ? n->line : 0, n ? n->column : 0, "%s", msg);
+  free(msg);
+  return -1;
+}
+
+int ydoc_expect_kind(ep_error **err, const char *file, const struct ydoc_node *n,
+                     enum ydoc_kind kind, const char *what) {
+  if (n->kind != kind)
+    return ydoc_fail(err, file, n, "%s must be a %s, not a %s", what, ydoc_kind_name(kind),
+                     ydoc_kind_name(n->kind));
+  return 0;
+}

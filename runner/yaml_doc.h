@@ -79,4 +79,12 @@ int ydoc_as_bool(const struct ydoc_node *node, bool *out);
 int ydoc_as_int(const struct ydoc_node *node, long long *out);
 const char *ydoc_kind_name(enum ydoc_kind kind);
 
+/* Bad input at node n of file: EP_EXIT_USAGE with its line and column (0:0
+ * when n is NULL).  Returns -1.  Every model read from YAML reports this way. */
+int ydoc_fail(ep_error **err, const char *file, const struct ydoc_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* n must be of kind: else "<what> must be a <kind>, not a <kind>" at n. */
+int ydoc_expect_kind(ep_error **err, const char *file, const struct ydoc_node *n,
+                     enum ydoc_kind kind, const char *what);
+
 #endif
