@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run every benchmark and keep the figures: step launch (bench_launch) and
-# controller overhead (bench_controller).  Each prints ratios against
-# baselines it measures in the same run (plain fork+exec+wait / posix_spawn
-# of /bin/true), because timings on a shared VM drift.  Nothing passes or
+# Run every benchmark and keep the figures: step launch (bench_launch),
+# controller overhead (bench_controller) and matrix throughput (bench_matrix).
+# Each prints ratios against baselines it measures in the same run (plain
+# fork+exec+wait / posix_spawn of /bin/true, one plain `exitprobe run`),
+# because timings on a shared VM drift.  Nothing passes or
 # fails on time: the exit status is non-zero only when a benchmark could not
 # be built or run.
 #
@@ -61,7 +62,7 @@ if [[ ! -f "$build/meson-private/coredata.dat" ]]; then
   meson setup "$build" >/dev/null
 fi
 say "meson compile -C $build"
-meson compile -C "$build" exitprobe bench/bench_launch bench/bench_controller >/dev/null
+meson compile -C "$build" exitprobe bench/bench_launch bench/bench_controller bench/bench_matrix >/dev/null
 
 mkdir -p "$out"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)-$(hostname -s)"
@@ -101,12 +102,20 @@ if ! "$build/bench/bench_controller" -e "$work/exitprobe" -s "$sizes" -t "$budge
   say "bench_controller reported a failed run"
   status=1
 fi
+echo | tee -a "$txt"
+
+say "bench_matrix (the seed's and a composite workflow's full matrix, -j 1 and -j $(nproc))"
+if ! "$build/bench/bench_matrix" -e "$work/exitprobe" -o "$work/matrix.json" \
+    scenarios/exit-handler-workflow.yaml tests/data/matrix/composite.yaml | tee -a "$txt"; then
+  say "bench_matrix reported a failed run"
+  status=1
+fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$txt"
 
-python3 - "$work/launch.txt" "$work/controller.json" "$json" "$machine" "$revision" <<'PY'
+python3 - "$work/launch.txt" "$work/controller.json" "$json" "$machine" "$revision" "$work/matrix.json" <<'PY'
 import datetime, json, os, re, sys
 
-launch_txt, controller_json, out, machine, revision = sys.argv[1:6]
+launch_txt, controller_json, out, machine, revision, matrix_json = sys.argv[1:7]
 
 # bench_launch's table: name (may hold spaces), n, min, median, p99, fails, ratio.
 row = re.compile(r"^(.*\S)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)x$")
@@ -133,6 +142,11 @@ try:
         controller = json.load(f)
 except (FileNotFoundError, ValueError):
     controller = None
+try:
+    with open(matrix_json) as f:
+        matrix = json.load(f)
+except (FileNotFoundError, ValueError):
+    matrix = None
 with open("/proc/loadavg") as f:
     load_end = f.read().split()[:3]
 doc = {
@@ -142,6 +156,7 @@ doc = {
     "load_average_end": [float(x) for x in load_end],
     "launch": {"rows": rows, "summary": notes},
     "controller": controller,
+    "matrix": matrix,
 }
 with open(out, "w") as f:
     json.dump(doc, f, indent=2)
