@@ -227,10 +227,10 @@ static int write_summary_file(const char *output, const json_t *root, ep_error *
 int matrix_merge_summaries(const char *const *paths, size_t n, const char *output,
                            bool require_once, int color) {
   ep_error *err = NULL;
-  struct merge m = {.v = xcalloc(n + 1, sizeof(struct shard)), .n = 0};
+  struct merge m = {.v = xcalloc(n + 1, sizeof(struct shard)), .n = n};
   json_t *merged = NULL;
   int status = EP_EXIT_INTERNAL;
-  for (size_t k = 0; k < n; k++, m.n++) {
+  for (size_t k = 0; k < n; k++) {
     m.v[k].path = summary_path(paths[k]);
     if (load_shard(&m.v[k], &err) < 0 || same_matrix(&m.v[0], &m.v[k], &err) < 0)
       goto fail;
