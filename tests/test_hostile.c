@@ -1,7 +1,8 @@
 /* End to end: hostile workflow steps through the real exitprobe binary,
  * then a look at the HOST to see that the sandbox held (docs/SECURITY.md);
  * and exitprobe itself when its own environment fails: a full disk under
- * the report, twenty runs at once, SIGKILL in the middle of a run.
+ * the report, the JUnit XML or the report directory; twenty runs at once;
+ * SIGKILL in the middle of a run, and what it leaves behind.
  *
  * The workflows are in tests/data/hostile/.  Each hostile step prints one
  * KEY=VALUE line per attempt (VALUE "ok" or the errno it got); the tests
