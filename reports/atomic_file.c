@@ -30,6 +30,16 @@ static int fail_errno(ep_error **err, int e, const char *what, const char *path)
   return ep_error_set_errno(err, status_for_errno(e), e, "%s '%s'", what, path);
 }
 
+/* The temporary file is removed on failure: the message names the file the
+ * user asked for, and says it was not touched (a full disk is the usual
+ * case, and the question then is whether the previous report survived). */
+static int fail_unchanged(ep_error **err, int e, const char *what, const char *path) {
+  return ep_error_set_errno(err, status_for_errno(e), e,
+                            "cannot write '%s' (%s its temporary file failed; '%s' is left as "
+                            "it was)",
+                            path, what, path);
+}
+
 static void close_fd(int *fd) {
   if (*fd >= 0)
     close(*fd);
@@ -134,7 +144,7 @@ int atomic_write_file(const char *path, const char *data, size_t len, ep_error *
   int fd_to_close;
   int fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0)
-    return fail_errno(err, errno, "cannot create temporary file", tmp);
+    return fail_unchanged(err, errno, "creating", path);
 
   /* mkstemp creates 0600; a report is meant to be read by others. */
   if (fchmod(fd, 0644) < 0) {
@@ -142,18 +152,18 @@ int atomic_write_file(const char *path, const char *data, size_t len, ep_error *
     goto cleanup;
   }
   if (write_all(fd, data, len) < 0) {
-    fail_errno(err, errno, "cannot write", tmp);
+    fail_unchanged(err, errno, "writing", path);
     goto cleanup;
   }
   if (fsync(fd) < 0) {
-    fail_errno(err, errno, "cannot sync", tmp);
+    fail_unchanged(err, errno, "syncing", path);
     goto cleanup;
   }
   /* close() can report a deferred write error (NFS); it must be checked. */
   fd_to_close = fd;
   fd = -1;
   if (close(fd_to_close) < 0) {
-    fail_errno(err, errno, "cannot close", tmp);
+    fail_unchanged(err, errno, "closing", path);
     goto cleanup;
   }
   if (rename(tmp, path) < 0) {

@@ -1,4 +1,5 @@
 #include "cgroup.h"
+#include "leftovers.h"
 #include "xalloc.h"
 
 #include <dirent.h>
@@ -330,46 +331,6 @@ static void rmdir_quiet(const char *path) {
     (void)rmdir(path);
 }
 
-/* "<run>-<pid>" whose pid is gone: a runner that was killed before it
- * could clean up.  Its groups are empty (its steps' inits died with it, by
- * PR_SET_PDEATHSIG, and their namespaces with them), so rmdir suffices;
- * anything still busy is left alone. */
-static bool stale_run(const char *name) {
-  const char *dash = strrchr(name, '-');
-  if (dash == NULL || dash[1] == '\0')
-    return false;
-  char *end = NULL;
-  long pid = strtol(dash + 1, &end, 10);
-  if (*end != '\0' || pid <= 0 || pid == (long)getpid())
-    return false;
-  return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-}
-
-static void sweep_stale_runs(const char *base) {
-  DIR *d = opendir(base);
-  if (d == NULL)
-    return;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    if (de->d_type != DT_DIR || de->d_name[0] == '.' || !stale_run(de->d_name))
-      continue;
-    int run_fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *rd = run_fd >= 0 ? fdopendir(run_fd) : NULL;
-    if (rd == NULL) {
-      if (run_fd >= 0)
-        close(run_fd);
-      continue;
-    }
-    struct dirent *se;
-    while ((se = readdir(rd)) != NULL)
-      if (se->d_type == DT_DIR && se->d_name[0] != '.')
-        (void)unlinkat(dirfd(rd), se->d_name, AT_REMOVEDIR);
-    closedir(rd);
-    (void)unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
-  }
-  closedir(d);
-}
-
 /* Creates <dir>/exitprobe/<run_dir>; false (with a note) when unusable. */
 static bool hier_open(struct ep_cg_manager *m, struct cg_hier *h, enum cg_kind kind,
                       const char *dir, const char *run_dir) {
@@ -394,7 +355,8 @@ static bool hier_open(struct ep_cg_manager *m, struct cg_hier *h, enum cg_kind k
   }
   if (rc < 0)
     goto fail;
-  sweep_stale_runs(h->base_path);
+  /* Groups of runs that were killed before they could remove them. */
+  leftovers_sweep_cgroups(h->base_path, stderr);
   h->run_fd = open(h->run_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (h->run_fd < 0)
     goto fail;

@@ -30,6 +30,7 @@
 
 #include "cli.h"
 #include "atomic_file.h"
+#include "matrix_summary.h"
 #include "report_json.h"
 #include "xalloc.h"
 #include "../injector/scenario.h"
@@ -101,6 +102,7 @@ struct matrix {
   const char *report_dir;    /* NULL: reports in tmpdir, discarded */
   struct cell *cells;
   size_t n;
+  size_t cells_total;        /* cells --faults selects over all shards */
   long jobs;
   int64_t timeout_ms;
   unsigned long long seed;
@@ -112,6 +114,9 @@ struct matrix {
   size_t running, finished;
   int64_t last_draw_ms;
 };
+
+static void matrix_free(struct matrix *m);
+static int matrix_status(const struct matrix *m, bool require_once);
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -408,6 +413,7 @@ static void build_cells(struct matrix *m, const struct workflow *wf, struct sele
     add_cell(m, sel, &index, CELL_STOP, steps.v[0].target, NULL);
     add_cell(m, sel, &index, CELL_TERMINATE, steps.v[0].target, NULL);
   }
+  m->cells_total = sel->position;
   step_list_clear(&steps);
 }
 
@@ -833,6 +839,15 @@ static json_t *summary_cell(const struct matrix *m, const struct cell *c) {
   return o;
 }
 
+/* Identifies the workflow a summary was made from, so that `report --merge`
+ * refuses shards of different files; not a defence against forgery. */
+static char *workflow_digest(const char *text) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+    h = (h ^ *p) * 0x100000001b3ULL;
+  return xasprintf("fnv1a64:%016llx", (unsigned long long)h);
+}
+
 static int write_summary(const struct matrix *m, const char *faults, const char *shard,
                          ep_error **err) {
   json_t *cells = json_array();
@@ -844,13 +859,15 @@ static int write_summary(const struct matrix *m, const char *faults, const char 
     json_array_append_new(cells, summary_cell(m, c));
     finished++;
   }
-  json_t *root = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:I, s:I, s:I, s:b, s:b, s:o}",
-                           "apiVersion", REPORT_API_VERSION, "kind", "MatrixSummary", "workflow",
-                           m->workflow_path, "seed", (json_int_t)m->seed, "faults", faults,
-                           "shard", shard, "jobs", (json_int_t)m->jobs, "cellsSelected",
-                           (json_int_t)m->n, "cellsFinished", (json_int_t)finished, "complete",
-                           (int)(finished == m->n), "interrupted", (int)(m->interrupted != 0),
-                           "cells", cells);
+  char *digest = workflow_digest(m->workflow_text);
+  json_t *root = json_pack(
+      "{s:s, s:s, s:s, s:s, s:I, s:s, s:s?, s:I, s:I, s:I, s:I, s:b, s:b, s:o}", "apiVersion",
+      REPORT_API_VERSION, "kind", "MatrixSummary", "workflow", m->workflow_path, "workflowDigest",
+      digest, "seed", (json_int_t)m->seed, "faults", faults, "shard", shard, "jobs",
+      (json_int_t)m->jobs, "cellsTotal", (json_int_t)m->cells_total, "cellsSelected",
+      (json_int_t)m->n, "cellsFinished", (json_int_t)finished, "complete", (int)(finished == m->n),
+      "interrupted", (int)(m->interrupted != 0), "cells", cells);
+  free(digest);
   if (root == NULL)
     abort();
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -864,6 +881,64 @@ static int write_summary(const struct matrix *m, const char *faults, const char 
   free(path);
   free(text);
   return rc;
+}
+
+static bool name_index(const char *const *names, size_t n, const char *name, size_t *out) {
+  for (size_t i = 0; name != NULL && i < n; i++)
+    if (strcmp(name, names[i]) == 0) {
+      *out = i;
+      return true;
+    }
+  return false;
+}
+
+/* The inverse of summary_cell, for a summary read back. */
+static int cell_from_summary(const char *path, const json_t *o, struct cell *c, ep_error **err) {
+  size_t kind = 0, outcome = 0;
+  const char *label = json_string_value(json_object_get(o, "fault"));
+  if (!json_is_integer(json_object_get(o, "index")) || label == NULL ||
+      !name_index(kind_names, CELL_KINDS, json_string_value(json_object_get(o, "kind")), &kind) ||
+      !name_index(outcome_names, sizeof(outcome_names) / sizeof(outcome_names[0]),
+                  json_string_value(json_object_get(o, "outcome")), &outcome))
+    return ep_error_at(err, EP_EXIT_USAGE, path, 0, 0,
+                       "a cell without a valid index, fault, kind or outcome: not a summary "
+                       "written by 'exitprobe matrix'");
+  c->index = (size_t)json_integer_value(json_object_get(o, "index"));
+  c->kind = (enum cell_kind)kind;
+  c->label = xstrdup(label);
+  c->target = json_str_dup(json_object_get(o, "target"));
+  c->state = CELL_DONE;
+  c->outcome = (enum cell_outcome)outcome;
+  c->res.phase = json_str_dup(json_object_get(o, "workflowPhase"));
+  c->res.saw = json_str_dup(json_object_get(o, "workflowStatusSeen"));
+  c->res.by = json_str_dup(json_object_get(o, "by"));
+  c->res.runs = (int)json_integer_value(json_object_get(o, "handlerRuns"));
+  c->res.fired = json_is_true(json_object_get(o, "fired"));
+  c->res.note = json_str_dup(json_object_get(o, "note"));
+  return 0;
+}
+
+int matrix_summary_table(const char *path, const json_t *summary, int color, bool require_once,
+                         ep_error **err) {
+  const json_t *cells = json_object_get(summary, "cells");
+  struct matrix m = {.sigfd = -1, .color = cli_want_color(color)};
+  m.cells = xcalloc(json_array_size(cells) + 1, sizeof(*m.cells));
+  int status = -1;
+  for (size_t i = 0; i < json_array_size(cells); i++, m.n++)
+    if (cell_from_summary(path, json_array_get(cells, i), &m.cells[i], err) < 0)
+      goto out;
+  print_table(&m);
+  status = matrix_status(&m, require_once);
+  /* Cells an interrupted matrix did not finish have no result. */
+  size_t total = (size_t)json_integer_value(json_object_get(summary, "cellsSelected"));
+  if (m.n < total) {
+    printf("incomplete: %zu of %zu cells not finished\n", total - m.n, total);
+    if (status == EP_EXIT_OK)
+      status = EP_EXIT_ENVIRONMENT;
+  }
+out:
+  matrix_free(&m);
+  return status;
 }
 
 /* ---- command lines ------------------------------------------------------ */
@@ -884,7 +959,8 @@ static void print_matrix_usage(FILE *out) {
         "                           sigterm, deadline, oom, crash, restart, lose-state,\n"
         "                           stay-down, stop, terminate, steps (the first five), all\n"
         "      --shard I/N          only the cells whose position in the selection,\n"
-        "                           modulo N, is I-1 (spreads a matrix over N CI jobs)\n"
+        "                           modulo N, is I-1 (spreads a matrix over N CI jobs;\n"
+        "                           'exitprobe report --merge' joins their summaries)\n"
         "  -j, --jobs N             cells run at once (default: online CPUs)\n"
         "      --report-dir DIR     DIR/cell-NNN.json per cell and DIR/summary.json\n"
         "      --require-once       exit 1 when a cell (terminate excepted) did not run\n"

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "error.h"
 #include "junit.h"
+#include "matrix_summary.h"
 #include "report_github.h"
 #include "report_html.h"
 #include "report_load.h"
@@ -32,6 +33,9 @@ struct report_args {
   const char *output;
   const char *summary;
   int color; /* -1 auto, 0 never, 1 always */
+  bool format_given;
+  bool merge;        /* --merge: the inputs are a matrix's shard summaries */
+  bool require_once; /* with --merge, as for the matrix */
 };
 
 /* The reports to render, in order, and where each came from. */
@@ -43,6 +47,7 @@ struct inputs {
 
 static void print_report_usage(FILE *out) {
   fputs("Usage: exitprobe report [OPTIONS] REPORT.json|DIR...\n"
+        "       exitprobe report --merge [--require-once] SUMMARY.json|DIR... -o OUT.json\n"
         "\n"
         "Render JSON reports written by 'exitprobe run'.  A directory stands for every\n"
         "*.json file directly in it, in byte order of their names.\n"
@@ -54,6 +59,12 @@ static void print_report_usage(FILE *out) {
         "      --summary FILE   also append a Markdown job summary to FILE (with\n"
         "                       --format github, $GITHUB_STEP_SUMMARY when set)\n"
         "      --color WHEN     text: auto (default), always or never; NO_COLOR is honoured\n"
+        "      --merge          the inputs are the summary.json files (or their\n"
+        "                       directories) of 'exitprobe matrix --shard I/N' for\n"
+        "                       I = 1..N: check that they are the shards of one matrix,\n"
+        "                       each once, none missing, write the whole matrix's\n"
+        "                       summary to -o and print the matrix's table\n"
+        "      --require-once   with --merge: exit 1 as 'exitprobe matrix --require-once'\n"
         "  -h, --help           show this help\n"
         "\n"
         "Formats:\n"
@@ -79,7 +90,9 @@ static void print_report_usage(FILE *out) {
         "\n"
         "Exit status: 0 rendered (whatever the verdicts); 2 bad input or usage (a file\n"
         "unreadable, not JSON or not an exitprobe report; nothing is written); 70\n"
-        "internal error.\n",
+        "internal error.  With --merge, the matrix's statuses (0, 1, 3, 70) for the\n"
+        "merged cells, and 2 (nothing written) for summaries of different matrices,\n"
+        "a shard given twice or a shard missing.\n",
         out);
 }
 
@@ -99,12 +112,14 @@ static int parse_format(const char *name, enum format *out) {
 
 /* Returns 1 when --help was asked for. */
 static int parse_args(int argc, char **argv, struct report_args *a, ep_error **err) {
-  enum { OPT_FORMAT = 256, OPT_SUMMARY, OPT_COLOR };
+  enum { OPT_FORMAT = 256, OPT_SUMMARY, OPT_COLOR, OPT_MERGE, OPT_REQUIRE_ONCE };
   static const struct option longopts[] = {
       {"format", required_argument, NULL, OPT_FORMAT},
       {"output", required_argument, NULL, 'o'},
       {"summary", required_argument, NULL, OPT_SUMMARY},
       {"color", required_argument, NULL, OPT_COLOR},
+      {"merge", no_argument, NULL, OPT_MERGE},
+      {"require-once", no_argument, NULL, OPT_REQUIRE_ONCE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -120,6 +135,13 @@ static int parse_args(int argc, char **argv, struct report_args *a, ep_error **e
         return ep_error_set(err, EP_EXIT_USAGE,
                             "unknown format '%s' (expected text, html, junit, tap or github)",
                             optarg);
+      a->format_given = true;
+      break;
+    case OPT_MERGE:
+      a->merge = true;
+      break;
+    case OPT_REQUIRE_ONCE:
+      a->require_once = true;
       break;
     case 'o':
       a->output = optarg;
@@ -144,6 +166,13 @@ static int parse_args(int argc, char **argv, struct report_args *a, ep_error **e
       return ep_error_set(err, EP_EXIT_INTERNAL, "out of memory");
   if (a->n_paths == 0)
     return ep_error_set(err, EP_EXIT_USAGE, "no report given: exitprobe report REPORT.json|DIR");
+  if (a->merge && (a->format_given || a->summary != NULL))
+    return ep_error_set(err, EP_EXIT_USAGE,
+                        "--merge writes a matrix summary: --format and --summary do not apply");
+  if (a->merge && a->output == NULL)
+    return ep_error_set(err, EP_EXIT_USAGE, "--merge needs -o OUT.json for the merged summary");
+  if (a->require_once && !a->merge)
+    return ep_error_set(err, EP_EXIT_USAGE, "--require-once only applies with --merge");
   return 0;
 }
 
@@ -416,6 +445,10 @@ int cli_report(int argc, char **argv) {
   int p = parse_args(argc, argv, &a, &err);
   if (p == 1) {
     print_report_usage(stdout);
+    goto out;
+  }
+  if (p == 0 && a.merge) {
+    status = matrix_merge_summaries(a.paths, a.n_paths, a.output, a.require_once, a.color);
     goto out;
   }
   if (p < 0 || load_inputs(&a, &in, &err) < 0)

@@ -1,10 +1,8 @@
+#include "leftovers.h"
 #include "run_once.h"
 #include "xalloc.h"
 
-#include <dirent.h>
 #include <ftw.h>
-#include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "../injector/faults.h"
@@ -90,47 +88,14 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 
 static void remove_run_dir(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
-/* Run directories are named after their exitprobe process.  One whose
- * process is gone was left by a run that was killed: its step /tmp mounts
- * are detached and it is removed, and the user is told. */
-static void sweep_stale_run_dirs(void) {
-  DIR *d = opendir("/tmp");
-  if (d == NULL)
-    return;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    int pid = 0, used = 0;
-    if (sscanf(e->d_name, "exitprobe-run-%d-%n", &pid, &used) != 1 || used == 0 || pid <= 0 ||
-        pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
-      continue;
-    char *dir = xasprintf("/tmp/%s", e->d_name);
-    char *steps = xasprintf("%s/steps", dir);
-    DIR *sd = opendir(steps);
-    struct dirent *se;
-    while (sd != NULL && (se = readdir(sd)) != NULL) {
-      if (se->d_name[0] == '.')
-        continue;
-      char *step = xasprintf("%s/%s", steps, se->d_name);
-      (void)umount2(step, MNT_DETACH);
-      free(step);
-    }
-    if (sd != NULL)
-      closedir(sd);
-    remove_run_dir(dir);
-    fprintf(stderr, "exitprobe: removed %s, left by exitprobe process %d, which is gone\n", dir,
-            pid);
-    free(steps);
-    free(dir);
-  }
-  closedir(d);
-}
-
 int run_workflow(const struct run_request *req, struct run_state **out, ep_error **err) {
   const struct workflow *wf = req->wf;
   struct run_state *st = run_state_new();
   char work_dir[64];
   snprintf(work_dir, sizeof(work_dir), "/tmp/exitprobe-run-%d-XXXXXX", (int)getpid());
-  sweep_stale_run_dirs();
+  /* Run directories are named after their exitprobe process: those of
+   * runs that were killed are removed, and the user is told. */
+  leftovers_sweep_run_dirs("/tmp", stderr);
   char *step_dirs = NULL, *argosay = NULL;
   int rc = -1;
   st->workflow_name = strdup(wf->name);

@@ -1,7 +1,8 @@
 /* End to end: hostile workflow steps through the real exitprobe binary,
  * then a look at the HOST to see that the sandbox held (docs/SECURITY.md);
  * and exitprobe itself when its own environment fails: a full disk under
- * the report, twenty runs at once, SIGKILL in the middle of a run.
+ * the report, the JUnit XML or the report directory; twenty runs at once;
+ * SIGKILL in the middle of a run, and what it leaves behind.
  *
  * The workflows are in tests/data/hostile/.  Each hostile step prints one
  * KEY=VALUE line per attempt (VALUE "ok" or the errno it got); the tests
@@ -83,6 +84,8 @@ struct fixture {
   struct run runs[CONCURRENT_RUNS]; /* freed by the teardown, failed or not */
   char saved[16384];                /* a file's bytes, to compare with later */
   char run_dir[PATH_MAX];           /* a killed run's directory to remove, or "" */
+  char stale_group[PATH_MAX];       /* a made-up stale run cgroup to remove, or "" */
+  pid_t sleeper;                    /* a process put into it, or 0 */
   char socket_path[100];            /* a listening socket's file, or "" */
   int listener;                     /* its descriptor, or -1 */
 };
@@ -203,6 +206,16 @@ static int fixture_teardown(void **state) {
     (void)unlink(fx->socket_path);
   if (fx->run_dir[0] != '\0')
     (void)nftw(fx->run_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  if (fx->sleeper > 0) {
+    kill(fx->sleeper, SIGKILL);
+    waitpid(fx->sleeper, NULL, 0);
+  }
+  if (fx->stale_group[0] != '\0') {
+    char step[PATH_MAX + 8];
+    snprintf(step, sizeof(step), "%s/step", fx->stale_group);
+    (void)rmdir(step);
+    (void)rmdir(fx->stale_group);
+  }
   remove_host_leftovers(fx);
   for (size_t i = 0; i < CONCURRENT_RUNS; i++)
     run_free(&fx->runs[i]);
@@ -1095,11 +1108,11 @@ static char *read_bytes(const char *path, size_t *len) {
   return buf;
 }
 
-static void test_disk_full_keeps_previous_report(void **state) {
-  struct fixture *fx = *state;
+/* A 16k tmpfs in a mount namespace of our own: it vanishes with this
+ * process whatever happens; exitprobe, our child, sees it.  Skips when the
+ * machine cannot. */
+static const char *small_disk(struct fixture *fx) {
   skip_without_sandbox();
-  /* A mount namespace of our own: the tmpfs vanishes with this process
-   * whatever happens; exitprobe, our child, sees it. */
   if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
     print_message("skipped: no private mount namespace: %s\n", strerror(errno));
     skip();
@@ -1113,23 +1126,11 @@ static void test_disk_full_keeps_previous_report(void **state) {
     print_message("skipped: cannot mount a tmpfs: %s\n", strerror(e));
     skip();
   }
-  /* Only the report is on the small disk: stdout and stderr go elsewhere. */
-  char report[PATH_MAX];
-  snprintf(report, sizeof(report), "%s/report.json", dir);
-  struct run *r = &fx->runs[0];
-  run_start(r, seed_workflow(), NULL, NULL, report, true);
-  run_finish(r, RUN_TIMEOUT_S);
-  expect_run(r, 1);
-  size_t prev_len = 0;
-  char *prev = read_bytes(report, &prev_len);
-  assert_non_null(prev);
-  bool fits = prev_len > 0 && prev_len <= sizeof(fx->saved);
-  if (fits)
-    memcpy(fx->saved, prev, prev_len);
-  free(prev);
-  assert_true(fits);
+  return fx->mount_dir;
+}
 
-  /* Fill the disk to the last byte. */
+/* Fills the disk under dir to the last byte. */
+static void fill_disk(const char *dir) {
   char fill[PATH_MAX + 8];
   snprintf(fill, sizeof(fill), "%s/fill", dir);
   int fd = open(fill, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -1147,32 +1148,50 @@ static void test_disk_full_keeps_previous_report(void **state) {
     chunk = 1;
   }
   close(fd);
+}
 
-  run_start(r, seed_workflow(), NULL, NULL, report, true);
-  run_finish(r, RUN_TIMEOUT_S);
-  if (r->timed_out)
-    fail_msg("exitprobe did not end with its report's disk full");
-  /* 0 or 1 would read as the workflow's result: the report is missing. */
-  if (r->status == 0 || r->status == 1)
-    fail_msg("exit %d with the report unwritten\nstderr:\n%s", r->status, r->err);
-  if (strstr(r->err, "No space left on device") == NULL || strstr(r->err, report) == NULL)
-    fail_msg("stderr does not say the disk under %s is full:\n%s", report, r->err);
+/* Keeps the bytes of path in fx->saved; returns their length. */
+static size_t save_file(struct fixture *fx, const char *path) {
+  size_t len = 0;
+  char *bytes = read_bytes(path, &len);
+  if (bytes == NULL)
+    fail_msg("no %s to keep", path);
+  bool fits = len > 0 && len <= sizeof(fx->saved);
+  if (fits)
+    memcpy(fx->saved, bytes, len);
+  free(bytes);
+  assert_true(fits);
+  return len;
+}
 
-  /* The previous report, byte for byte. */
+/* After a write failed for lack of space: exit 70 (EP_EXIT_INTERNAL, what
+ * an I/O failure is, see README), a plain message naming the file and the
+ * errno, the previous file byte for byte, and no temporary file in its
+ * directory (only the names in keep). */
+static void expect_kept_on_full_disk(const struct fixture *fx, int status, const char *said,
+                                     const char *path, size_t prev_len, const char *dir,
+                                     const char *const *keep) {
+  if (status != 70)
+    fail_msg("exit %d with %s unwritten, want 70\noutput:\n%s", status, path, said);
+  if (strstr(said, "No space left on device") == NULL || strstr(said, path) == NULL)
+    fail_msg("the output does not say the disk under %s is full:\n%s", path, said);
+  if (strstr(said, "is left as it was") == NULL)
+    fail_msg("the output does not say %s was left as it was:\n%s", path, said);
   size_t now_len = 0;
-  char *now = read_bytes(report, &now_len);
+  char *now = read_bytes(path, &now_len);
   assert_non_null(now);
   bool same = now_len == prev_len && memcmp(now, fx->saved, prev_len) == 0;
   free(now);
   if (!same)
-    fail_msg("the previous report was changed (%zu bytes, was %zu)", now_len, prev_len);
-  /* Nothing else left behind: no temporary file. */
+    fail_msg("the previous %s was changed (%zu bytes, was %zu)", path, now_len, prev_len);
   DIR *d = opendir(dir);
   assert_non_null(d);
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-        strcmp(de->d_name, "report.json") == 0 || strcmp(de->d_name, "fill") == 0)
+    bool known = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+    for (size_t i = 0; !known && keep[i] != NULL; i++)
+      known = strcmp(de->d_name, keep[i]) == 0;
+    if (known)
       continue;
     closedir(d);
     fail_msg("left behind on the full disk: %s/%s", dir, de->d_name);
@@ -1180,6 +1199,161 @@ static void test_disk_full_keeps_previous_report(void **state) {
   closedir(d);
 }
 
+static void test_disk_full_keeps_previous_report(void **state) {
+  struct fixture *fx = *state;
+  const char *dir = small_disk(fx);
+  /* Only the report is on the small disk: stdout and stderr go elsewhere. */
+  char report[PATH_MAX];
+  snprintf(report, sizeof(report), "%s/report.json", dir);
+  struct run *r = &fx->runs[0];
+  run_start(r, seed_workflow(), NULL, NULL, report, true);
+  run_finish(r, RUN_TIMEOUT_S);
+  expect_run(r, 1);
+  size_t prev_len = save_file(fx, report);
+  fill_disk(dir);
+
+  run_start(r, seed_workflow(), NULL, NULL, report, true);
+  run_finish(r, RUN_TIMEOUT_S);
+  if (r->timed_out)
+    fail_msg("exitprobe did not end with its report's disk full");
+  static const char *const keep[] = {"report.json", "fill", NULL};
+  expect_kept_on_full_disk(fx, r->status, r->err, report, prev_len, dir, keep);
+}
+
+/* `exitprobe run` of the seed scenario 03 with extra arguments (before the
+ * scenario); stdout and stderr together. */
+static struct test_cmd_result run_scenario(const char *const *extra) {
+  char scenario[PATH_MAX];
+  snprintf(scenario, sizeof(scenario), "%s/scenarios/seed/03-work-killed.yaml",
+           test_source_root());
+  char *argv[16];
+  size_t n = 0;
+  argv[n++] = (char *)test_exitprobe_bin();
+  argv[n++] = "run";
+  argv[n++] = "--quiet";
+  for (size_t i = 0; extra[i] != NULL && n < 14; i++)
+    argv[n++] = (char *)extra[i];
+  argv[n++] = scenario;
+  argv[n] = NULL;
+  struct test_cmd_result r = test_run(argv);
+  size_t lo = strlen(r.out), le = strlen(r.err);
+  char *both = malloc(lo + le + 1);
+  assert_non_null(both);
+  memcpy(both, r.out, lo);
+  memcpy(both + lo, r.err, le + 1);
+  free(r.out);
+  r.out = both;
+  return r;
+}
+
+static void test_disk_full_keeps_previous_junit(void **state) {
+  struct fixture *fx = *state;
+  const char *dir = small_disk(fx);
+  char junit[PATH_MAX], report[PATH_MAX];
+  snprintf(junit, sizeof(junit), "%s/junit.xml", dir);
+  /* The report goes elsewhere: only the JUnit XML is on the small disk. */
+  snprintf(report, sizeof(report), "%s", test_path(test_temp_dir(), "report.json"));
+  const char *const args[] = {"--report", report, "--junit", junit, NULL};
+  struct test_cmd_result r = run_scenario(args);
+  if (r.exit_status != 0)
+    fail_msg("exit %d\n%s", r.exit_status, r.out);
+  test_cmd_result_free(&r);
+  size_t prev_len = save_file(fx, junit);
+  fill_disk(dir);
+
+  r = run_scenario(args);
+  static const char *const keep[] = {"junit.xml", "fill", NULL};
+  expect_kept_on_full_disk(fx, r.exit_status, r.out, junit, prev_len, dir, keep);
+  test_cmd_result_free(&r);
+}
+
+static void test_disk_full_keeps_previous_report_dir(void **state) {
+  struct fixture *fx = *state;
+  const char *dir = small_disk(fx);
+  char reports[PATH_MAX], report[PATH_MAX + 32];
+  snprintf(reports, sizeof(reports), "%s/reports", dir);
+  snprintf(report, sizeof(report), "%s/seed-work-killed.json", reports);
+  const char *const args[] = {"--report-dir", reports, NULL};
+  struct test_cmd_result r = run_scenario(args);
+  if (r.exit_status != 0)
+    fail_msg("exit %d\n%s", r.exit_status, r.out);
+  test_cmd_result_free(&r);
+  size_t prev_len = save_file(fx, report);
+  fill_disk(dir);
+
+  r = run_scenario(args);
+  static const char *const keep[] = {"seed-work-killed.json", NULL};
+  expect_kept_on_full_disk(fx, r.exit_status, r.out, report, prev_len, reports, keep);
+  test_cmd_result_free(&r);
+}
+
+/* Every /proc/self/cgroup line a step of run pid printed is a group of its
+ * own node below that run's group. */
+static void expect_own_cgroups(const char *log, pid_t pid, const char *node_id) {
+  char want[256];
+  snprintf(want, sizeof(want), "/exitprobe/concurrent-parallel-%ld/%s\n", (long)pid, node_id);
+  size_t groups = 0;
+  for (const char *line = strchr(log, '\n'); line != NULL && line[1] != '\0';
+       line = strchr(line + 1, '\n')) {
+    const char *end = strchr(line + 1, '\n');
+    const char *found = strstr(line + 1, want);
+    if (end == NULL || found == NULL || found + strlen(want) != end + 1)
+      fail_msg("a step of run %ld is in a cgroup not its own: %.*s", (long)pid,
+               (int)(end ? end - line - 1 : 80), line + 1);
+    groups++;
+  }
+  if (groups == 0)
+    fail_msg("a step of run %ld printed no cgroup:\n%s", (long)pid, log);
+}
+
+static void check_parallel_run(const struct run *r) {
+  expect_run(r, 0);
+  const char *uid = json_string_value(json_object_get(json_object_get(r->json, "workflow"), "uid"));
+  assert_non_null(uid);
+  const json_t *nodes = json_object_get(json_object_get(r->json, "status"), "nodes");
+  static const char *const words[] = {"a", "alpha", "b", "beta", "c", "gamma"};
+  for (size_t w = 0; w < 6; w += 2) {
+    const json_t *node = NULL, *n;
+    const char *key;
+    json_object_foreach((json_t *)nodes, key, n) {
+      const char *name = json_string_value(json_object_get(n, "displayName"));
+      if (name != NULL && strcmp(name, words[w]) == 0)
+        node = n;
+    }
+    if (node == NULL)
+      fail_msg("run %ld: no node %s", (long)r->pid, words[w]);
+    const char *log = json_string_value(json_object_get(node, "log"));
+    char first[128];
+    snprintf(first, sizeof(first), "%s %s\n", words[w + 1], uid);
+    if (log == NULL || strncmp(log, first, strlen(first)) != 0)
+      fail_msg("run %ld: step %s's log is not its own: %s", (long)r->pid, words[w],
+               log ? log : "(none)");
+    expect_own_cgroups(log, r->pid, json_string_value(json_object_get(node, "id")));
+  }
+  char handler[128];
+  snprintf(handler, sizeof(handler), "handler %s Succeeded\n", uid);
+  const char *log = node_log(node_of_template(r, "handler"));
+  if (log == NULL || strcmp(log, handler) != 0)
+    fail_msg("run %ld: the exit handler's log is not its own: %s", (long)r->pid,
+             log ? log : "(none)");
+}
+
+/* No /tmp/exitprobe-run-<pid>-* of exitprobe process pid. */
+static bool run_dir_left(pid_t pid) {
+  char prefix[64];
+  snprintf(prefix, sizeof(prefix), "exitprobe-run-%ld-", (long)pid);
+  DIR *d = opendir("/tmp");
+  assert_non_null(d);
+  struct dirent *de;
+  bool found = false;
+  while (!found && (de = readdir(d)) != NULL)
+    found = strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+  closedir(d);
+  return found;
+}
+
+/* Half the seed workflow, half three parallel steps and a handler: twenty
+ * exitprobe processes, eighty-odd step sandboxes, each with its report. */
 static void test_concurrent_runs_do_not_interfere(void **state) {
   struct fixture *fx = *state;
   skip_without_sandbox();
@@ -1189,20 +1363,27 @@ static void test_concurrent_runs_do_not_interfere(void **state) {
   for (int i = 0; i < CONCURRENT_RUNS; i++) {
     char name[32];
     snprintf(name, sizeof(name), "report-%02d.json", i);
-    run_start(&runs[i], seed_workflow(), NULL, dir, name, true);
+    run_start(&runs[i], i % 2 ? hostile_workflow("parallel.yaml") : seed_workflow(), NULL, dir,
+              name, true);
   }
   for (int i = 0; i < CONCURRENT_RUNS; i++)
     run_finish(&runs[i], RUN_TIMEOUT_S);
 
   for (int i = 0; i < CONCURRENT_RUNS; i++) {
     struct run *r = &runs[i];
-    expect_run(r, 1); /* the seed fails by design */
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(r->json, "status"), "phase")), "Failed");
-    assert_true(exit_handler_ran(r));
-    /* Each run's logs are its own: nothing crossed over from another run. */
-    assert_string_equal(node_log(node_of_template(r, "do-work")), "Doing work...\n");
-    assert_non_null(strstr(node_log(node_of_template(r, "cleanup")), "Workflow status: Failed"));
+    if (i % 2) {
+      check_parallel_run(r);
+    } else {
+      expect_run(r, 1); /* the seed fails by design */
+      assert_string_equal(
+          json_string_value(json_object_get(json_object_get(r->json, "status"), "phase")),
+          "Failed");
+      assert_true(exit_handler_ran(r));
+      /* Each run's logs are its own: nothing crossed over from another run. */
+      assert_string_equal(node_log(node_of_template(r, "do-work")), "Doing work...\n");
+      assert_non_null(
+          strstr(node_log(node_of_template(r, "cleanup")), "Workflow status: Failed"));
+    }
     const char *uid =
         json_string_value(json_object_get(json_object_get(r->json, "workflow"), "uid"));
     assert_non_null(uid);
@@ -1216,10 +1397,21 @@ static void test_concurrent_runs_do_not_interfere(void **state) {
   /* Every exitprobe (and every step init: a clone of it) names dir on its command line. */
   assert_true(wait_for_processes(dir, 0, 2.0));
   for (int i = 0; i < CONCURRENT_RUNS; i++) {
-    if (run_cgroups(SEED_NAME, runs[i].pid) != 0)
+    const char *name = i % 2 ? "concurrent-parallel" : SEED_NAME;
+    if (run_cgroups(name, runs[i].pid) != 0)
       fail_msg("run %d (pid %ld) left its cgroups behind", i, (long)runs[i].pid);
-    run_free(&runs[i]);
+    if (run_dir_left(runs[i].pid))
+      fail_msg("run %d (pid %ld) left its run directory in /tmp", i, (long)runs[i].pid);
+    /* None took another's live directory or group for a leftover. */
+    for (int j = 0; j < CONCURRENT_RUNS; j++) {
+      char gone[64];
+      snprintf(gone, sizeof(gone), "exitprobe process %ld, which is gone", (long)runs[j].pid);
+      if (strstr(runs[i].err, gone) != NULL)
+        fail_msg("run %d removed what run %d, alive, had made:\n%s", i, j, runs[i].err);
+    }
   }
+  for (int i = 0; i < CONCURRENT_RUNS; i++)
+    run_free(&runs[i]);
 }
 
 /* Starts the long-sleep workflow and waits until its step sleeps. */
@@ -1274,6 +1466,12 @@ static void test_sigkill_leaves_no_process_and_stale_cgroup_swept(void **state) 
   if (run_cgroups("hostile-long-sleep", runner) != 0)
     fail_msg("the next run left the cgroups of the killed run (hostile-long-sleep-%ld)",
              (long)runner);
+  /* And said so, one line per group, even with --quiet. */
+  char said[128];
+  snprintf(said, sizeof(said), "/exitprobe/hostile-long-sleep-%ld (", (long)runner);
+  if (strstr(next->err, "exitprobe: removed cgroup ") == NULL || strstr(next->err, said) == NULL)
+    fail_msg("the next run did not say it removed the cgroups of the killed run; stderr:\n%s",
+             next->err);
   run_free(next);
   run_free(r);
 }
@@ -1303,6 +1501,104 @@ static void test_sigkill_run_dir_removed_and_reported(void **state) {
   run_free(r);
 }
 
+/* The exitprobe group of the pids hierarchy this process is in (cgroup v1
+ * pids, else cgroup2), where exitprobe makes its run groups; "" if none. */
+static void exitprobe_cgroup_base(char *out, size_t size) {
+  out[0] = '\0';
+  char *text = test_read_file("/proc/self/cgroup");
+  if (text == NULL)
+    return;
+  char *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    char *path = strchr(line, ':');
+    path = path ? strchr(path + 1, ':') : NULL;
+    if (path == NULL)
+      continue;
+    const char *mount_point = NULL;
+    if (strstr(line, ":pids:") != NULL)
+      mount_point = "/sys/fs/cgroup/pids";
+    else if (strncmp(line, "0::", 3) == 0 && out[0] == '\0')
+      mount_point = host_path_exists("/sys/fs/cgroup/unified/cgroup.procs")
+                        ? "/sys/fs/cgroup/unified"
+                        : "/sys/fs/cgroup";
+    if (mount_point == NULL)
+      continue;
+    snprintf(out, size, "%s%s/exitprobe", mount_point, strcmp(path + 1, "/") == 0 ? "" : path + 1);
+    if (strstr(line, ":pids:") != NULL)
+      break;
+  }
+  free(text);
+}
+
+/* A pid that was ours and is gone. */
+static pid_t dead_pid(void) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    _exit(0);
+  assert_int_equal(waitpid(pid, NULL, 0), pid);
+  return pid;
+}
+
+/* A run group whose exitprobe is gone but whose step still has a process
+ * (a step init that missed its runner's death, or one someone moved in):
+ * the next run kills it, removes the groups and says so. */
+static void test_stale_cgroup_member_killed_and_reported(void **state) {
+  struct fixture *fx = *state;
+  skip_without_sandbox();
+  char base[PATH_MAX];
+  exitprobe_cgroup_base(base, sizeof(base));
+  if (base[0] == '\0' || (mkdir(base, 0755) < 0 && errno != EEXIST)) {
+    print_message("skipped: no pids or cgroup2 hierarchy to make a group in (%s)\n", base);
+    skip();
+  }
+  pid_t gone = dead_pid();
+  snprintf(fx->stale_group, sizeof(fx->stale_group), "%s/hostile-stale-%ld", base, (long)gone);
+  char step[PATH_MAX + 8], procs[PATH_MAX + 32];
+  snprintf(step, sizeof(step), "%s/step", fx->stale_group);
+  snprintf(procs, sizeof(procs), "%s/cgroup.procs", step);
+  if (mkdir(fx->stale_group, 0755) < 0 || mkdir(step, 0755) < 0) {
+    int e = errno;
+    fx->stale_group[0] = '\0';
+    print_message("skipped: cannot make a cgroup under %s: %s\n", base, strerror(e));
+    skip();
+  }
+  fx->sleeper = fork();
+  assert_true(fx->sleeper >= 0);
+  if (fx->sleeper == 0) {
+    for (;;)
+      pause();
+  }
+  FILE *f = fopen(procs, "w");
+  assert_non_null(f);
+  fprintf(f, "%ld\n", (long)fx->sleeper);
+  assert_int_equal(fclose(f), 0);
+
+  struct run *next = &fx->runs[0];
+  run_seed_after(next, true);
+  /* Our own child: it is a zombie until we wait, and must have been killed. */
+  int status = 0;
+  double deadline = now_s() + 5.0;
+  pid_t got = 0;
+  while ((got = waitpid(fx->sleeper, &status, WNOHANG)) == 0 && now_s() < deadline) {
+    struct timespec pause_ts = {0, 20 * 1000 * 1000};
+    nanosleep(&pause_ts, NULL);
+  }
+  if (got != fx->sleeper)
+    fail_msg("the process in the stale group is still alive; the run said:\n%s", next->err);
+  fx->sleeper = 0;
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  if (host_path_exists(fx->stale_group))
+    fail_msg("the stale group %s is still there; the run said:\n%s", fx->stale_group, next->err);
+  char said[PATH_MAX + 64];
+  snprintf(said, sizeof(said), "exitprobe: removed cgroup %s (1 step group, 1 process killed)",
+           fx->stale_group);
+  if (strstr(next->err, said) == NULL)
+    fail_msg("the run did not say '%s'; its stderr:\n%s", said, next->err);
+  fx->stale_group[0] = '\0';
+  run_free(next);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_writes_outside_tmp_fail, fixture_setup,
@@ -1329,9 +1625,15 @@ int main(void) {
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_sigkill_leaves_no_process_and_stale_cgroup_swept,
                                       fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_stale_cgroup_member_killed_and_reported, fixture_setup,
+                                      fixture_teardown),
       cmocka_unit_test_setup_teardown(test_sigkill_run_dir_removed_and_reported, fixture_setup,
                                       fixture_teardown),
       /* Last: it moves this process into a mount namespace of its own. */
+      cmocka_unit_test_setup_teardown(test_disk_full_keeps_previous_junit, fixture_setup,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_disk_full_keeps_previous_report_dir, fixture_setup,
+                                      fixture_teardown),
       cmocka_unit_test_setup_teardown(test_disk_full_keeps_previous_report, fixture_setup,
                                       fixture_teardown),
   };

@@ -1,0 +1,208 @@
+#include "leftovers.h"
+#include "xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A stale step group's processes may take a moment to exit after SIGKILL. */
+#define BUSY_RETRIES 50
+#define BUSY_WAIT_NS (10 * 1000 * 1000)
+
+/* A zombie is a process that has died and not yet been reaped (a killed
+ * runner whose parent is slow to wait): its leftovers are stale, and its
+ * pid cannot be reused until it is reaped. */
+static bool is_zombie(long pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return false;
+  char state = '\0';
+  /* pid (comm) state: comm may hold spaces and parentheses, the last ')' ends it. */
+  char line[512];
+  if (fgets(line, sizeof(line), f) != NULL) {
+    char *close_paren = strrchr(line, ')');
+    if (close_paren != NULL && close_paren[1] == ' ')
+      state = close_paren[2];
+  }
+  fclose(f);
+  return state == 'Z';
+}
+
+bool leftovers_pid_gone(long pid) {
+  if (pid <= 0 || pid == (long)getpid())
+    return false;
+  if (kill((pid_t)pid, 0) < 0)
+    return errno == ESRCH;
+  return is_zombie(pid);
+}
+
+/* ---- run directories ----------------------------------------------------- */
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void detach_step_mounts(const char *dir) {
+  char *steps = xasprintf("%s/steps", dir);
+  DIR *sd = opendir(steps);
+  struct dirent *se;
+  while (sd != NULL && (se = readdir(sd)) != NULL) {
+    if (se->d_name[0] == '.')
+      continue;
+    char *step = xasprintf("%s/%s", steps, se->d_name);
+    (void)umount2(step, MNT_DETACH);
+    free(step);
+  }
+  if (sd != NULL)
+    closedir(sd);
+  free(steps);
+}
+
+/* The directory is first renamed to a name of our own: of two runs
+ * sweeping at once, only the one whose rename succeeded removes and
+ * reports it. */
+static bool remove_stale_run_dir(const char *tmp_dir, const char *name, long pid, FILE *log) {
+  char *dir = xasprintf("%s/%s", tmp_dir, name);
+  char *claimed = xasprintf("%s/.exitprobe-sweep-%ld-%s", tmp_dir, (long)getpid(), name);
+  detach_step_mounts(dir);
+  bool removed = rename(dir, claimed) == 0;
+  if (removed) {
+    nftw(claimed, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (log != NULL)
+      fprintf(log, "exitprobe: removed %s, left by exitprobe process %ld, which is gone\n", dir,
+              pid);
+  }
+  free(claimed);
+  free(dir);
+  return removed;
+}
+
+size_t leftovers_sweep_run_dirs(const char *tmp_dir, FILE *log) {
+  DIR *d = opendir(tmp_dir);
+  if (d == NULL)
+    return 0;
+  size_t removed = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    int pid = 0, used = 0;
+    if (sscanf(e->d_name, "exitprobe-run-%d-%n", &pid, &used) != 1 || used == 0 ||
+        !leftovers_pid_gone(pid))
+      continue;
+    if (remove_stale_run_dir(tmp_dir, e->d_name, pid, log))
+      removed++;
+  }
+  closedir(d);
+  return removed;
+}
+
+/* ---- cgroups ------------------------------------------------------------- */
+
+/* "<run>-<pid>" whose pid is gone. */
+static long stale_run_pid(const char *name) {
+  const char *dash = strrchr(name, '-');
+  if (dash == NULL || dash[1] == '\0')
+    return 0;
+  char *end = NULL;
+  long pid = strtol(dash + 1, &end, 10);
+  return *end == '\0' && leftovers_pid_gone(pid) ? pid : 0;
+}
+
+/* SIGKILL to every process listed in a group's cgroup.procs. */
+static size_t kill_members(int group_fd) {
+  int fd = openat(group_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+  if (f == NULL) {
+    if (fd >= 0)
+      close(fd);
+    return 0;
+  }
+  size_t killed = 0;
+  long pid;
+  while (fscanf(f, "%ld", &pid) == 1)
+    if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
+      killed++;
+  fclose(f);
+  return killed;
+}
+
+/* rmdir, waiting out EBUSY while killed members exit; true when this call
+ * removed it (ENOENT: someone else did). */
+static bool rmdir_at(int dir_fd, const char *name) {
+  struct timespec pause = {0, BUSY_WAIT_NS};
+  for (int i = 0; i < BUSY_RETRIES; i++) {
+    if (unlinkat(dir_fd, name, AT_REMOVEDIR) == 0)
+      return true;
+    if (errno != EBUSY)
+      return false;
+    nanosleep(&pause, NULL);
+  }
+  return false;
+}
+
+/* The step groups below a stale run group, then the group itself; true
+ * when this call removed the run group. */
+static bool remove_stale_group(int base_fd, const char *name, size_t *steps, size_t *killed) {
+  int run_fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *rd = run_fd >= 0 ? fdopendir(run_fd) : NULL;
+  if (rd == NULL) {
+    if (run_fd >= 0)
+      close(run_fd);
+    return false;
+  }
+  struct dirent *se;
+  while ((se = readdir(rd)) != NULL) {
+    if (se->d_type != DT_DIR || se->d_name[0] == '.')
+      continue;
+    int step_fd = openat(dirfd(rd), se->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (step_fd >= 0) {
+      *killed += kill_members(step_fd);
+      close(step_fd);
+    }
+    if (rmdir_at(dirfd(rd), se->d_name))
+      (*steps)++;
+  }
+  *killed += kill_members(dirfd(rd));
+  closedir(rd);
+  return rmdir_at(base_fd, name);
+}
+
+size_t leftovers_sweep_cgroups(const char *base, FILE *log) {
+  DIR *d = opendir(base);
+  if (d == NULL)
+    return 0;
+  size_t removed = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    long pid = de->d_type == DT_DIR && de->d_name[0] != '.' ? stale_run_pid(de->d_name) : 0;
+    if (pid == 0)
+      continue;
+    size_t steps = 0, killed = 0;
+    if (!remove_stale_group(dirfd(d), de->d_name, &steps, &killed)) {
+      if (log != NULL && errno != ENOENT)
+        fprintf(log, "exitprobe: cannot remove the stale cgroup %s/%s of exitprobe process %ld: "
+                     "%s\n", base, de->d_name, pid, strerror(errno));
+      continue;
+    }
+    removed++;
+    if (log == NULL)
+      continue;
+    fprintf(log, "exitprobe: removed cgroup %s/%s (%zu step group%s", base, de->d_name, steps,
+            steps == 1 ? "" : "s");
+    if (killed > 0)
+      fprintf(log, ", %zu process%s killed", killed, killed == 1 ? "" : "es");
+    fprintf(log, "), left by exitprobe process %ld, which is gone\n", pid);
+  }
+  closedir(d);
+  return removed;
+}

@@ -1,0 +1,32 @@
+/* What a killed exitprobe leaves behind, and removing it.
+ *
+ * A run that is SIGKILLed cannot clean up: its steps die with it
+ * (PR_SET_PDEATHSIG in the step init), but its run directory
+ * /tmp/exitprobe-run-<pid>-XXXXXX and its cgroups <hierarchy>/exitprobe/
+ * <workflow>-<pid> (one step group each below) stay.  Both are named after
+ * the exitprobe process, so whoever comes next -- the next `exitprobe run`,
+ * `exitprobe watchdog` -- can tell that they are stale: that process is
+ * gone.  Each removal is said on the log, one line per leftover. */
+#ifndef EXITPROBE_LEFTOVERS_H
+#define EXITPROBE_LEFTOVERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* True when no process has this pid (and it is not ours). */
+bool leftovers_pid_gone(long pid);
+
+/* Removes the run directories in tmp_dir (normally "/tmp") of exitprobe
+ * processes that are gone, detaching the step mounts in them first.  Two
+ * runs sweeping at once remove each directory once, and only the one that
+ * removed it says so.  Returns how many were removed. */
+size_t leftovers_sweep_run_dirs(const char *tmp_dir, FILE *log);
+
+/* Removes the run cgroups "<name>-<pid>" directly under base (a
+ * hierarchy's exitprobe/ group) whose pid is gone, with their step groups;
+ * a process still in one (a step init that missed its parent's death) is
+ * killed first.  Returns how many run groups were removed. */
+size_t leftovers_sweep_cgroups(const char *base, FILE *log);
+
+#endif
