@@ -409,14 +409,17 @@ static void reconcile_once(struct controller *c) {
 }
 
 /* Passes until one changes nothing: a node that ends at creation (skipped,
- * omitted, failed to start) can unblock the next at once. */
+ * omitted, failed to start) can unblock the next at once, and so can a node
+ * that ends during a pass after its parent was visited (a steps template
+ * under parallelism whose last child just finished): nothing else would
+ * wake the controller for it. */
 static void reconcile(struct controller *c) {
   c->next_wakeup_us = 0;
   for (int pass = 0; pass < 64; pass++) {
     c->changed = false;
-    size_t before = c->st->n_nodes;
+    size_t nodes_before = c->st->n_nodes, finishes_before = c->st->n_finishes;
     reconcile_once(c);
-    if (!c->changed && c->st->n_nodes == before)
+    if (!c->changed && c->st->n_nodes == nodes_before && c->st->n_finishes == finishes_before)
       break;
   }
 }

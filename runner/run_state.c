@@ -361,6 +361,7 @@ struct wf_node *run_state_add_node(struct run_state *st, const char *name,
     return existing;
 
   struct wf_node *n = xcalloc(1, sizeof(*n));
+  n->owner = st;
   n->name = xstrdup_or_null(name);
   n->id = run_state_node_id(st->workflow_name, name);
   n->display_name = xstrdup_or_null(display_name != NULL ? display_name : name);
@@ -418,6 +419,8 @@ void node_set_message(struct wf_node *node, const char *message) {
 }
 
 void node_finish(struct wf_node *node, enum node_phase phase, const char *message) {
+  if (node->owner != NULL && node->phase != phase)
+    node->owner->n_finishes++;
   node->phase = phase;
   node_set_message(node, message);
   node->finished_at_us = now_realtime_us();

@@ -42,6 +42,7 @@ struct name_value {
 };
 
 struct wf_node {
+  struct run_state *owner; /* the state holding the node: node_finish counts there */
   char *id;
   char *name;
   char *display_name;
@@ -110,6 +111,8 @@ struct run_state {
 
   struct wf_node **nodes;    /* creation order */
   size_t n_nodes, cap_nodes;
+  size_t n_finishes;         /* node_finish calls: a reconcile pass that ended a node
+                                made progress even if it created none */
   struct node_index *index;  /* name -> node */
 
   struct exit_handler_record exit_handler;
