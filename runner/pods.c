@@ -17,8 +17,6 @@
 
 #include "controller_internal.h"
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 int epoll_add(struct controller *c, int fd, struct watch *w) {
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
   if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
@@ -123,7 +121,7 @@ static int resolve_step(const struct controller *c, const struct wf_template *t,
     if (subst(t->args[i], scope, &r->argv[a++], why) < 0)
       return -1;
   size_t e = 0;
-  r->envp[e++] = strdup("PATH=" DEFAULT_PATH);
+  r->envp[e++] = strdup("PATH=" SANDBOX_DEFAULT_PATH);
   r->envp[e++] = xasprintf("HOSTNAME=%s", hostname);
   r->envp[e++] = strdup("HOME=/root");
   if (c->opts->step_env != NULL)

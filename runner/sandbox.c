@@ -57,8 +57,6 @@
 #define HOSTNAME_MAX 63
 #define SCRIPT_DIR "/tmp/argo/staging"
 #define SCRIPT_PATH SCRIPT_DIR "/script"
-/* What a container gets when its image sets no PATH. */
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define NO_MOUNT_SETATTR_ENV "EXITPROBE_SANDBOX_NO_MOUNT_SETATTR"
 
 #define NS_FLAGS ((uint64_t)(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC))
@@ -993,7 +991,7 @@ static const char *find_path(char *const *envp) {
   for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
     if (strncmp(envp[i], "PATH=", 5) == 0)
       return envp[i] + 5;
-  return DEFAULT_PATH;
+  return SANDBOX_DEFAULT_PATH;
 }
 
 static int set_nonblocking(int fd) {

@@ -27,6 +27,10 @@
 #define SANDBOX_DEFAULT_MEMORY_LIMIT (512ULL * 1024 * 1024) /* bytes */
 #define SANDBOX_DEFAULT_PIDS_LIMIT 1024
 #define SANDBOX_TMP_SIZE "256m"
+/* What a container gets when its image sets no PATH: Docker's default, plus
+ * /usr/games, where images such as docker/whalesay (Argo's older examples)
+ * keep cowsay and where Debian installs it. */
+#define SANDBOX_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/games"
 
 enum sandbox_cgroup_mode {
   SANDBOX_CGROUP_NONE,   /* no usable cgroup hierarchy: limits not enforced */

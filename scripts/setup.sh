@@ -20,7 +20,9 @@ say() { printf '==> %s\n' "$*"; }
 # sanitizer and libFuzzer runtimes for clang 14; bubblewrap is the
 # baseline that bench/ compares against; libxml2-utils (xmllint) checks
 # the JUnit XML the tests write; chromium renders the HTML report in a
-# browser test.
+# browser test.  python-is-python3 and cowsay: images are not pulled, so
+# the host stands in for them; Argo's examples call `python` (python:alpine),
+# `node` (node:alpine) and `cowsay` (docker/whalesay).
 packages=(
   build-essential
   meson
@@ -41,6 +43,9 @@ packages=(
   libxml2-utils
   chromium
   python3-jsonschema
+  python-is-python3
+  nodejs
+  cowsay
 )
 
 missing=()
