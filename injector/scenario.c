@@ -911,7 +911,8 @@ static int parse_arguments(struct parse_ctx *ctx, const struct ydoc_node *n,
 
 static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struct scenario *sc) {
   static const char *const keys[] = {"workflow",  "workflowSpec", "arguments", "seed",
-                                     "timeScale", "faults",       "expect",    NULL};
+                                     "timeScale", "faults",       "expect",    "delivery",
+                                     "compensate", NULL};
   const struct ydoc_node *spec = require(ctx, root, "spec", "a Scenario");
   if (spec == NULL || expect_kind(ctx, spec, YDOC_MAPPING, "spec") < 0 ||
       check_keys(ctx, spec, "spec", keys) < 0 || parse_workflow_ref(ctx, spec, sc) < 0 ||
@@ -935,6 +936,22 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struc
   }
   if (parse_faults(ctx, ydoc_get(spec, "faults"), sc) < 0)
     return -1;
+  const struct ydoc_node *delivery = ydoc_get(spec, "delivery");
+  if (delivery != NULL) {
+    const char *d = NULL;
+    if (get_string(ctx, delivery, "delivery", &d) < 0)
+      return -1;
+    if (strcmp(d, "at-most-once") == 0)
+      sc->at_most_once = true;
+    else if (strcmp(d, "at-least-once") != 0)
+      return fail_at(ctx, delivery, "delivery must be at-least-once or at-most-once, not '%s'", d);
+  }
+  const struct ydoc_node *compensate = ydoc_get(spec, "compensate");
+  if (compensate != NULL) {
+    if (get_string(ctx, compensate, "compensate", &sc->compensate) < 0)
+      return -1;
+    sc->compensate_node = compensate;
+  }
   const struct ydoc_node *expect = ydoc_get(spec, "expect");
   if (expect != NULL && !ydoc_is_null(expect)) {
     if (expectations_validate(ctx->file, expect, ctx->err) < 0)
@@ -1146,6 +1163,11 @@ int scenario_check_targets(const struct scenario *sc, const struct workflow *wf,
               wf->name);
       goto out;
     }
+  }
+  if (sc->compensate != NULL && workflow_find_template(wf, sc->compensate) == NULL) {
+    fail_at(&ctx, sc->compensate_node, "compensate: '%s' is not a template of workflow '%s'",
+            sc->compensate, wf->name);
+    goto out;
   }
   if (check_expect_targets(&ctx, &names, sc->expect, "nodes", wf->name) < 0 ||
       check_expect_targets(&ctx, &names, sc->expect, "logs", wf->name) < 0)

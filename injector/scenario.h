@@ -141,6 +141,14 @@ struct scenario {
   struct fault *faults;
   size_t n_faults;
 
+  /* spec.delivery: the compensating cleanup's delivery policy.  false:
+   * at-least-once (default, for cleanup); true: at-most-once (notifications). */
+  bool at_most_once;
+  /* spec.compensate: a template of the workflow the watchdog runs as the
+   * compensation instead of the onExit template; NULL when absent. */
+  const char *compensate;
+  const struct ydoc_node *compensate_node;
+
   /* spec.expect, validated by expectations_validate; NULL when absent. */
   const struct ydoc_node *expect;
 

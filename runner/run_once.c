@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "../injector/faults.h"
+#include "../watchdog/reconcile.h"
 #include "../watchdog/supervisor.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 /* exitprobe-argosay sits beside the binary (installed) or in runner/ (build tree). */
-static char *find_argosay(void) {
+char *find_argosay(void) {
   char self[4096];
   ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (len <= 0)
@@ -92,7 +93,11 @@ static void remove_run_dir(const char *path) { nftw(path, remove_entry, 16, FTW_
 
 /* Run directories are named after their exitprobe process.  One whose
  * process is gone was left by a run that was killed: its step /tmp mounts
- * are detached and it is removed, and the user is told. */
+ * are detached and it is removed, and the user is told -- unless it holds a
+ * ledger whose run is live (its lock is held) or unfinished: that one is
+ * evidence and work for `exitprobe watchdog`, which reconciles it (runs the
+ * compensation if the record asks for it); the sweep never does that on its
+ * own, since it runs inside someone else's unrelated run. */
 static void sweep_stale_run_dirs(void) {
   DIR *d = opendir("/tmp");
   if (d == NULL)
@@ -104,6 +109,16 @@ static void sweep_stale_run_dirs(void) {
         pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
       continue;
     char *dir = xasprintf("/tmp/%s", e->d_name);
+    bool live = false;
+    if (run_dir_needs_watchdog(dir, &live)) {
+      if (!live)
+        fprintf(stderr,
+                "exitprobe: %s was left by a supervised run that did not finish: reconcile it "
+                "with `exitprobe watchdog %s`\n",
+                dir, dir);
+      free(dir);
+      continue;
+    }
     char *steps = xasprintf("%s/steps", dir);
     DIR *sd = opendir(steps);
     struct dirent *se;
@@ -128,8 +143,10 @@ static void sweep_stale_run_dirs(void) {
 int run_workflow(const struct run_request *req, struct run_state **out, ep_error **err) {
   const struct workflow *wf = req->wf;
   struct run_state *st = run_state_new();
-  char work_dir[64];
+  char work_dir[4096];
   snprintf(work_dir, sizeof(work_dir), "/tmp/exitprobe-run-%d-XXXXXX", (int)getpid());
+  if (req->run_dir != NULL)
+    snprintf(work_dir, sizeof(work_dir), "%s", req->run_dir);
   sweep_stale_run_dirs();
   char *step_dirs = NULL, *argosay = NULL;
   int rc = -1;
@@ -143,7 +160,16 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   describe_environment(st, sandbox_context_capabilities(req->sandbox), req->isolate_network);
   for (size_t i = 0; i < wf->n_warnings; i++)
     run_state_add_warning(st, "%s", wf->warnings[i]);
-  if (mkdtemp(work_dir) == NULL) {
+  if (req->run_dir != NULL) {
+    /* An existing empty directory is fine; one holding another run is not. */
+    if (mkdir(work_dir, 0700) < 0 && (errno != EEXIST || rmdir(work_dir) < 0 ||
+                                       mkdir(work_dir, 0700) < 0)) {
+      ep_error_set_errno(err, EP_EXIT_USAGE, errno,
+                         "--run-dir %s: cannot create it, or it is not an empty directory",
+                         work_dir);
+      goto out;
+    }
+  } else if (mkdtemp(work_dir) == NULL) {
     ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot create a work directory in /tmp");
     goto out;
   }
@@ -162,12 +188,16 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
       .work_dir = step_dirs,
   };
   const struct fault *crash = fault_plan_find(req->faults, FAULT_CONTROLLER_CRASH);
-  if (crash != NULL) {
+  if (crash != NULL || req->run_dir != NULL) {
     /* A scenario crashes the controller: run it as a separate process under
      * the supervisor, which owns the ledger and takes over when it dies. */
     struct supervise_request sreq = {.wf = wf, .sandbox = req->sandbox, .plan = req->faults,
                                      .crash = crash, .run_dir = work_dir, .opts = copts,
-                                     .fresh = st};
+                                     .fresh = st, .source_file = req->workflow_file,
+                                     .source_is_scenario = req->source_is_scenario,
+                                     .params = req->params, .n_params = req->n_params,
+                                     .delivery = (enum delivery_policy)req->delivery,
+                                     .compensate = req->compensate};
     struct run_state *result = NULL;
     st = NULL; /* consumed by supervise */
     rc = supervise(&sreq, &result, err);
@@ -175,7 +205,10 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   } else {
     rc = controller_run(wf, req->sandbox, &copts, st, err);
   }
-  remove_run_dir(work_dir);
+  if (req->run_dir != NULL)
+    run_dir_release_steps(work_dir); /* the ledger and states stay: the user asked for them */
+  else
+    remove_run_dir(work_dir);
 out:
   free(step_dirs);
   free(argosay);
