@@ -182,7 +182,7 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
       .sandbox = sandbox, .faults = plan, .time_scale = r->sc->time_scale, .has_seed = true,
       .seed = r->sc->seed, .grace_ms = a->grace_ms, .isolate_network = a->isolate_network,
       .quiet = true, .images = a->images, .n_images = a->n_images, .run_dir = a->run_dir,
-      .source_is_scenario = true, .delivery = r->sc->at_most_once ? 1 : 0,
+      .scenario_file = r->path, .delivery = r->sc->at_most_once ? 1 : 0,
       .compensate = r->sc->compensate,
   };
   struct timespec t0, t1;

@@ -193,8 +193,10 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
      * the supervisor, which owns the ledger and takes over when it dies. */
     struct supervise_request sreq = {.wf = wf, .sandbox = req->sandbox, .plan = req->faults,
                                      .crash = crash, .run_dir = work_dir, .opts = copts,
-                                     .fresh = st, .source_file = req->workflow_file,
-                                     .source_is_scenario = req->source_is_scenario,
+                                     .fresh = st,
+                                     .source_file = req->scenario_file ? req->scenario_file
+                                                                       : req->workflow_file,
+                                     .source_is_scenario = req->scenario_file != NULL,
                                      .params = req->params, .n_params = req->n_params,
                                      .delivery = (enum delivery_policy)req->delivery,
                                      .compensate = req->compensate};

@@ -30,7 +30,7 @@ struct run_request {
    * controller fault, so that `exitprobe watchdog DIR` can reconcile it if
    * this process is killed.  NULL: /tmp/exitprobe-run-<pid>-XXXXXX, removed. */
   const char *run_dir;
-  bool source_is_scenario;       /* workflow_file is a scenario (for the ledger) */
+  const char *scenario_file;     /* the scenario run, or NULL (for the ledger) */
   const struct param_override *params; /* -p overrides (for the ledger) */
   size_t n_params;
   int delivery;                  /* enum delivery_policy of the compensation */

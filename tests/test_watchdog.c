@@ -1,0 +1,651 @@
+/* `exitprobe watchdog RUN_DIR` against runs whose supervisor (the
+ * `exitprobe run` process) was really SIGKILLed: the compensation runs once
+ * on record, a second watchdog changes nothing, at-most-once does not run
+ * it again, a live run is refused, a torn tail is cut and said so, damage
+ * in the middle is refused with its byte offset, nothing of the run is left
+ * -- and a decoy process whose PID sits where a stale PID would be read
+ * receives no signal.  The kill storm (seeded random SIGKILLs of the
+ * controller, the supervisor and the watchdog) is here too.
+ *
+ * A witness counts real executions of the exit handler: the handler sends
+ * one UDP datagram to a socket this test holds (bash's /dev/udp; steps share
+ * the host's network namespace by default). */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "ledger.h"
+#include "test_helpers.h"
+
+/* ---- the witness ---------------------------------------------------------- */
+
+static int witness_fd = -1;
+static int witness_port;
+
+static void witness_open(void) {
+  if (witness_fd >= 0)
+    return;
+  witness_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  assert_true(witness_fd >= 0);
+  int big = 1 << 20;
+  (void)setsockopt(witness_fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(witness_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  socklen_t len = sizeof(a);
+  assert_int_equal(getsockname(witness_fd, (struct sockaddr *)&a, &len), 0);
+  witness_port = ntohs(a.sin_port);
+}
+
+/* Datagrams received so far whose text is `tag` (the others are kept for no one). */
+static int witness_count(const char *tag, int *others) {
+  char buf[256];
+  int n = 0;
+  ssize_t got;
+  while ((got = recv(witness_fd, buf, sizeof(buf) - 1, 0)) > 0) {
+    buf[got] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (nl)
+      *nl = '\0';
+    if (strcmp(buf, tag) == 0)
+      n++;
+    else if (others)
+      (*others)++;
+  }
+  return n;
+}
+
+/* ---- the ledger ------------------------------------------------------------- */
+
+struct counts {
+  int handler_intent, handler_done, comp_intent, comp_done, unknown, run_finished, run_started;
+  int records;
+};
+
+static int count_record(void *ctx, const struct ledger_record *rec, ep_error **err) {
+  (void)err;
+  struct counts *c = ctx;
+  c->records++;
+  c->handler_intent += rec->type == LEDGER_T_EXIT_HANDLER_INTENT;
+  c->handler_done += rec->type == LEDGER_T_EXIT_HANDLER_DONE;
+  c->comp_intent += rec->type == LEDGER_T_COMPENSATION_INTENT;
+  c->comp_done += rec->type == LEDGER_T_COMPENSATION_DONE;
+  c->unknown += rec->type == LEDGER_T_OUTCOME_UNKNOWN;
+  c->run_finished += rec->type == LEDGER_T_RUN_FINISHED;
+  c->run_started += rec->type == LEDGER_T_RUN_STARTED;
+  return 0;
+}
+
+/* false when there is no readable ledger (yet). */
+static bool ledger_counts(const char *run_dir, struct counts *c) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/ledger.log", run_dir);
+  *c = (struct counts){0};
+  struct ledger *l = NULL;
+  struct ledger_options lo = {.flags = LEDGER_RDONLY};
+  ep_error *e = NULL;
+  bool ok = ledger_open(path, &lo, &l, NULL, &e) == 0 && ledger_foreach(l, count_record, c, &e) == 0;
+  ep_error_free(&e);
+  ledger_close(&l);
+  return ok;
+}
+
+static int terminal(const struct counts *c) { return c->handler_done + c->comp_done + c->unknown; }
+
+/* ---- processes ---------------------------------------------------------------- */
+
+static pid_t spawn_quiet(char *const argv[]) {
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0), dup2(null, 1), dup2(null, 2);
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+static int wait_status(pid_t pid) {
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    ;
+}
+
+/* The first child of pid (the supervisor's controller), 0 if none. */
+static pid_t first_child(pid_t pid) {
+  char path[64], buf[256] = "";
+  snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  long child = 0;
+  if (fscanf(f, "%ld", &child) != 1)
+    child = 0;
+  fclose(f);
+  (void)buf;
+  return (pid_t)child;
+}
+
+/* Waits (bounded) until pred holds for the run's ledger. */
+static bool wait_for_ledger(const char *run_dir, bool (*pred)(const struct counts *), int max_ms) {
+  for (int waited = 0; waited < max_ms; waited += 10) {
+    struct counts c;
+    if (ledger_counts(run_dir, &c) && pred(&c))
+      return true;
+    sleep_ms(10);
+  }
+  return false;
+}
+
+static bool handler_started(const struct counts *c) { return c->handler_intent > 0; }
+
+static int count_dirs_named(const char *dir, const char *prefix, int depth) {
+  if (depth == 0)
+    return 0;
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return 0;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_type != DT_DIR || e->d_name[0] == '.')
+      continue;
+    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
+      n++;
+    char sub[4096];
+    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+    n += count_dirs_named(sub, prefix, depth - 1);
+  }
+  closedir(d);
+  return n;
+}
+
+/* ---- workflows ------------------------------------------------------------------ */
+
+/* The handler reports itself to the witness; run by the controller (no
+ * idempotency key) it then sleeps, so that a supervisor can be killed
+ * while it runs; run as compensation it ends at once. */
+static const char *slow_handler_workflow(const char *name, const char *tag) {
+  char text[2048];
+  snprintf(text, sizeof(text),
+           "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: %s}\n"
+           "spec:\n  entrypoint: main\n  onExit: cleanup\n  templates:\n"
+           "  - name: main\n    container: {command: [sh, -c, 'exit 0']}\n"
+           "  - name: cleanup\n    container:\n      command: [bash, -c]\n      args:\n"
+           "      - |\n        echo %s > /dev/udp/127.0.0.1/%d\n"
+           "        [ -n \"$EXITPROBE_IDEMPOTENCY_KEY\" ] || exec sleep 29.61\n",
+           name, tag, witness_port);
+  char file[256];
+  snprintf(file, sizeof(file), "%s.yaml", name);
+  return test_write_temp(file, text);
+}
+
+static const char *scenario_for(const char *name, const char *wf, const char *delivery) {
+  char text[4096];
+  snprintf(text, sizeof(text),
+           "apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: %s}\n"
+           "spec:\n  workflow: %s\n  delivery: %s\n",
+           name, wf, delivery);
+  char file[256];
+  snprintf(file, sizeof(file), "%s-scenario.yaml", name);
+  return test_write_temp(file, text);
+}
+
+static const char *fresh_run_dir(const char *name) {
+  const char *dir = test_path(test_temp_dir(), name);
+  return dir;
+}
+
+static struct test_cmd_result run_watchdog(const char *run_dir, const char *wait) {
+  char *argv[] = {(char *)test_exitprobe_bin(), "watchdog", "--wait", (char *)wait,
+                  (char *)run_dir, NULL};
+  return test_run(argv);
+}
+
+static json_t *load_report(const char *run_dir) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/report.json", run_dir);
+  json_error_t jerr;
+  json_t *r = json_load_file(path, 0, &jerr);
+  if (r == NULL)
+    fail_msg("no report at %s: %s", path, jerr.text);
+  return r;
+}
+
+#define SKIP_WITHOUT_SANDBOX()                                                                     \
+  do {                                                                                             \
+    const char *why = test_sandbox_unavailable();                                                  \
+    if (why != NULL) {                                                                             \
+      printf("skipped: %s\n", why);                                                                \
+      skip();                                                                                      \
+    }                                                                                              \
+  } while (0)
+
+/* Kill the supervisor while the controller runs the exit handler, then
+ * reconcile: one execution by the controller, one by the watchdog, one
+ * terminal record; a second watchdog adds nothing. */
+static void kill_during_handler(const char *name, const char *delivery, struct counts *after,
+                                int *witnessed, json_t **report) {
+  witness_open();
+  const char *wf = slow_handler_workflow(name, name);
+  char wf_copy[1024];
+  snprintf(wf_copy, sizeof(wf_copy), "%s", wf);
+  const char *sc = scenario_for(name, wf_copy, delivery);
+  char sc_copy[1024], run_dir[1024];
+  snprintf(sc_copy, sizeof(sc_copy), "%s", sc);
+  snprintf(run_dir, sizeof(run_dir), "%s", fresh_run_dir(name));
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--run-dir", run_dir,
+                  "--report-dir", (char *)test_temp_dir(), sc_copy, NULL};
+  pid_t cli = spawn_quiet(argv);
+  assert_true(wait_for_ledger(run_dir, handler_started, 20000));
+  /* The handler really started: the witness saw it. */
+  int seen = 0;
+  for (int waited = 0; seen == 0 && waited < 20000; waited += 10) {
+    seen += witness_count(name, NULL);
+    if (seen == 0)
+      sleep_ms(10);
+  }
+  assert_int_equal(seen, 1);
+  kill(cli, SIGKILL);
+  assert_int_equal(wait_status(cli), 128 + SIGKILL);
+
+  struct test_cmd_result r = run_watchdog(run_dir, "5s");
+  if (r.exit_status != 0)
+    fail_msg("watchdog exit %d\n%s", r.exit_status, r.err);
+  test_cmd_result_free(&r);
+  struct counts first;
+  assert_true(ledger_counts(run_dir, &first));
+  /* Again: the run is settled, nothing is run or recorded twice. */
+  r = run_watchdog(run_dir, "5s");
+  assert_int_equal(r.exit_status, 0);
+  assert_non_null(strstr(r.err, "nothing to reconcile"));
+  test_cmd_result_free(&r);
+  assert_true(ledger_counts(run_dir, after));
+  assert_int_equal(terminal(after), 1);
+  assert_int_equal(after->run_finished, 1);
+  assert_int_equal(after->comp_intent, first.comp_intent);
+  seen += witness_count(name, NULL);
+  *witnessed = seen;
+  *report = load_report(run_dir);
+  /* Nothing of the run is left. */
+  assert_int_equal(test_count_processes("sleep 29.61"), 0);
+  assert_int_equal(count_dirs_named("/sys/fs/cgroup", name, 6), 0);
+}
+
+static void test_supervisor_killed_at_least_once(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  struct counts c;
+  int witnessed = 0;
+  json_t *report = NULL;
+  kill_during_handler("wd-alo", "at-least-once", &c, &witnessed, &report);
+  assert_int_equal(c.handler_intent, 1);
+  assert_int_equal(c.comp_intent, 1);
+  assert_int_equal(c.comp_done, 1);
+  assert_int_equal(witnessed, 2); /* at-least-once: it ran again */
+  json_t *eh = json_object_get(report, "exitHandler");
+  assert_string_equal(json_string_value(json_object_get(eh, "by")), "watchdog");
+  assert_int_equal(json_integer_value(json_object_get(eh, "runs")), 2);
+  json_t *wd = json_object_get(report, "watchdog");
+  assert_string_equal(json_string_value(json_object_get(wd, "delivery")), "at-least-once");
+  json_decref(report);
+}
+
+static void test_supervisor_killed_at_most_once(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  struct counts c;
+  int witnessed = 0;
+  json_t *report = NULL;
+  kill_during_handler("wd-amo", "at-most-once", &c, &witnessed, &report);
+  assert_int_equal(c.handler_intent, 1);
+  assert_int_equal(c.comp_intent, 0);
+  assert_int_equal(c.unknown, 1);
+  assert_int_equal(witnessed, 1); /* at-most-once: not run again */
+  json_t *wd = json_object_get(report, "watchdog");
+  assert_string_equal(json_string_value(json_object_get(wd, "delivery")), "at-most-once");
+  bool said = false;
+  json_t *a;
+  size_t i;
+  json_array_foreach(json_object_get(wd, "actions"), i, a) said =
+      said || strstr(json_string_value(a), "outcome unknown") != NULL;
+  assert_true(said);
+  json_decref(report);
+}
+
+/* A live run is refused; once its supervisor is gone the run is
+ * reconciled; the ledger's torn tail is cut and said so; damage in the
+ * middle is refused with the byte offset. */
+static void test_live_run_refused_and_ledger_damage(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  witness_open();
+  const char *wf = slow_handler_workflow("wd-live", "wd-live");
+  char wf_copy[1024], run_dir[1024];
+  snprintf(wf_copy, sizeof(wf_copy), "%s", wf);
+  snprintf(run_dir, sizeof(run_dir), "%s", fresh_run_dir("wd-live"));
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--run-dir", run_dir, "-r",
+                  (char *)test_path(test_temp_dir(), "live.json"), wf_copy, NULL};
+  pid_t cli = spawn_quiet(argv);
+  assert_true(wait_for_ledger(run_dir, handler_started, 20000));
+  struct test_cmd_result r = run_watchdog(run_dir, "100ms");
+  assert_int_equal(r.exit_status, 3);
+  assert_non_null(strstr(r.err, "live"));
+  test_cmd_result_free(&r);
+  struct counts c;
+  assert_true(ledger_counts(run_dir, &c));
+  assert_int_equal(c.comp_intent, 0); /* the refusal wrote nothing */
+  kill(cli, SIGKILL);
+  wait_status(cli);
+  r = run_watchdog(run_dir, "5s");
+  assert_int_equal(r.exit_status, 0);
+  test_cmd_result_free(&r);
+  (void)witness_count("wd-live", NULL);
+
+  /* Garbage at the end: a torn tail, cut and said so. */
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/ledger.log", run_dir);
+  FILE *f = fopen(path, "ab");
+  assert_non_null(f);
+  fputs("torn-write-garbage", f);
+  fclose(f);
+  r = run_watchdog(run_dir, "1s");
+  assert_int_equal(r.exit_status, 0);
+  assert_non_null(strstr(r.err, "torn tail"));
+  test_cmd_result_free(&r);
+
+  /* One flipped byte inside the second record: refused, offset given, file untouched. */
+  struct stat sb_before, sb_after;
+  assert_int_equal(stat(path, &sb_before), 0);
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  off_t where = LEDGER_FILE_HEADER_SIZE + LEDGER_RECORD_HEADER_SIZE + 4;
+  unsigned char byte;
+  assert_int_equal(pread(fd, &byte, 1, where), 1);
+  byte ^= 0x20;
+  assert_int_equal(pwrite(fd, &byte, 1, where), 1);
+  close(fd);
+  r = run_watchdog(run_dir, "1s");
+  assert_int_equal(r.exit_status, 70);
+  assert_non_null(strstr(r.err, "byte offset"));
+  test_cmd_result_free(&r);
+  assert_int_equal(stat(path, &sb_after), 0);
+  assert_int_equal(sb_before.st_size, sb_after.st_size);
+}
+
+static const char *storm_workflow(void);
+
+/* ---- PID reuse ---------------------------------------------------------------- */
+
+/* A decoy that takes every catchable signal from a signalfd-like wait and
+ * reports each over a pipe. */
+static pid_t start_decoy(int *report_fd) {
+  int p[2];
+  assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, NULL);
+    close(p[0]);
+    for (;;) {
+      siginfo_t si;
+      if (sigwaitinfo(&all, &si) > 0) {
+        int sig = si.si_signo;
+        if (write(p[1], &sig, sizeof(sig)) < 0)
+          _exit(1);
+      }
+    }
+  }
+  close(p[1]);
+  *report_fd = p[0];
+  fcntl(p[0], F_SETFL, O_NONBLOCK);
+  return pid;
+}
+
+/* The decoy's PID is written everywhere a careless watchdog would read a
+ * PID: the run dir's name (the sweep's convention), a cgroup named after a
+ * "dead" runner, and a pid field in the ledger's run-started record of an
+ * unfinished run.  Reconciling that run and running another workflow (whose
+ * start sweeps stale run dirs and cgroups) must not signal it. */
+static void test_decoy_on_stale_pid_receives_nothing(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  int reports = -1;
+  pid_t decoy = start_decoy(&reports);
+  char run_dir[256];
+  snprintf(run_dir, sizeof(run_dir), "/tmp/exitprobe-run-%d-decoy", (int)decoy);
+  mkdir(run_dir, 0700);
+  char ledger_path[512];
+  snprintf(ledger_path, sizeof(ledger_path), "%s/ledger.log", run_dir);
+  unlink(ledger_path);
+  struct ledger *l = NULL;
+  struct ledger_options lo = {.flags = LEDGER_CREATE | LEDGER_EXCL};
+  ep_error *e = NULL;
+  assert_int_equal(ledger_open(ledger_path, &lo, &l, NULL, &e), 0);
+  const char *wf = slow_handler_workflow("wd-decoy", "wd-decoy");
+  char payload[4096];
+  snprintf(payload, sizeof(payload),
+           "{\"workflow\":\"wd-decoy\",\"uid\":\"decoy\",\"source\":\"%s\",\"kind\":\"workflow\","
+           "\"parameters\":{},\"cgroups\":[],\"delivery\":\"at-least-once\",\"pid\":%d,"
+           "\"timeScale\":1,\"graceMs\":1000,\"networkIsolated\":false}",
+           wf, (int)decoy);
+  assert_int_equal(ledger_append(l, LEDGER_T_RUN_STARTED, payload, strlen(payload), LEDGER_SYNC,
+                                 NULL, &e),
+                   0);
+  ledger_close(&l);
+  /* A cgroup that looks like the one a dead runner with the decoy's PID left. */
+  char cg[256];
+  snprintf(cg, sizeof(cg), "/sys/fs/cgroup/unified/exitprobe/wd-decoy-%d", (int)decoy);
+  (void)mkdir("/sys/fs/cgroup/unified/exitprobe", 0755);
+  bool made_cg = mkdir(cg, 0755) == 0;
+
+  witness_open();
+  struct test_cmd_result r = run_watchdog(run_dir, "1s");
+  if (r.exit_status != 0)
+    fail_msg("watchdog exit %d\n%s", r.exit_status, r.err);
+  test_cmd_result_free(&r);
+  assert_int_equal(witness_count("wd-decoy", NULL), 1); /* compensation ran, once */
+  /* Another run: its start sweeps stale run dirs and cgroups named after PIDs. */
+  char tiny[1024];
+  snprintf(tiny, sizeof(tiny), "%s", storm_workflow());
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "-p", "tag=decoy-sweep", "-r",
+                  (char *)test_path(test_temp_dir(), "sweep.json"), tiny, NULL};
+  r = test_run(argv);
+  assert_int_equal(r.exit_status, 0);
+  test_cmd_result_free(&r);
+  (void)witness_count("decoy-sweep", NULL);
+
+  int sig = 0;
+  ssize_t got = read(reports, &sig, sizeof(sig));
+  if (got > 0)
+    fail_msg("the decoy (pid %d) received signal %d", (int)decoy, sig);
+  assert_int_equal(waitpid(decoy, NULL, WNOHANG), 0); /* still alive */
+  kill(decoy, SIGKILL);
+  waitpid(decoy, NULL, 0);
+  close(reports);
+  if (made_cg)
+    rmdir(cg);
+  char rm[600];
+  snprintf(rm, sizeof(rm), "rm -rf %s", run_dir);
+  assert_int_equal(system(rm), 0);
+}
+
+/* ---- kill storm ------------------------------------------------------------------ */
+
+static int storm_iterations(void) {
+  const char *s = getenv("EXITPROBE_STORM_ITERATIONS");
+  return s != NULL && atoi(s) > 0 ? atoi(s) : 200;
+}
+
+static const char *storm_workflow(void) {
+  char text[2048];
+  snprintf(text, sizeof(text),
+           "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: storm-wd}\n"
+           "spec:\n  entrypoint: main\n  onExit: cleanup\n  arguments:\n"
+           "    parameters: [{name: tag, value: none}]\n  templates:\n"
+           "  - name: main\n    steps:\n    - - {name: a, template: work}\n"
+           "      - {name: b, template: work}\n    - - {name: c, template: work}\n"
+           "  - name: work\n    container: {command: [sh, -c, 'exit 0']}\n"
+           "  - name: cleanup\n    container:\n      command: [bash, -c]\n"
+           "      args: ['echo {{workflow.parameters.tag}} > /dev/udp/127.0.0.1/%d']\n",
+           witness_port);
+  return test_write_temp("storm.yaml", text);
+}
+
+struct storm_tally {
+  int iterations, killed_controller, killed_supervisor, killed_watchdog, watchdog_runs;
+  int no_ledger, compensated, violations;
+};
+
+static void storm_violation(struct storm_tally *t, int i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void storm_violation(struct storm_tally *t, int i, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "storm iteration %d: ", i);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  t->violations++;
+}
+
+static void storm_iteration(const char *wf, const char *base, int i, unsigned *seed,
+                            struct storm_tally *t) {
+  char run_dir[1100], tag[64], param[96], report[4096];
+  snprintf(run_dir, sizeof(run_dir), "%s/run-%d", base, i);
+  snprintf(tag, sizeof(tag), "storm-%d", i);
+  snprintf(param, sizeof(param), "tag=%s", tag);
+  snprintf(report, sizeof(report), "%s/report-%d.json", base, i);
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--run-dir", run_dir, "-p", param,
+                  "-r", report, (char *)wf, NULL};
+  pid_t cli = spawn_quiet(argv);
+  int victim = rand_r(seed) % 3; /* 0 controller, 1 supervisor, 2 nobody */
+  long delay_us = rand_r(seed) % 25000;
+  usleep((useconds_t)delay_us);
+  if (victim == 0) {
+    pid_t ctl = first_child(cli);
+    if (ctl > 0 && kill(ctl, SIGKILL) == 0)
+      t->killed_controller++;
+  } else if (victim == 1 && kill(cli, SIGKILL) == 0) {
+    t->killed_supervisor++;
+  }
+  int cli_status = wait_status(cli);
+  (void)cli_status;
+  struct counts c;
+  if (!ledger_counts(run_dir, &c) || c.run_started == 0) {
+    /* Killed before anything was on record: nothing may have run. */
+    t->no_ledger++;
+    if (witness_count(tag, NULL) != 0)
+      storm_violation(t, i, "the exit handler ran though the run never started on record");
+    return;
+  }
+  /* Reconcile, with the watchdog itself killed at random, until it succeeds. */
+  for (int attempt = 0; attempt < 20; attempt++) {
+    char *wargv[] = {(char *)test_exitprobe_bin(), "watchdog", "-q", "--wait", "5s", run_dir,
+                     NULL};
+    pid_t wd = spawn_quiet(wargv);
+    t->watchdog_runs++;
+    if (attempt < 3 && rand_r(seed) % 2 == 0) {
+      usleep((useconds_t)(rand_r(seed) % 15000));
+      if (kill(wd, SIGKILL) == 0)
+        t->killed_watchdog++;
+    }
+    int st = wait_status(wd);
+    if (st == 0)
+      break;
+    if (st != 128 + SIGKILL) {
+      storm_violation(t, i, "watchdog exit %d", st);
+      return;
+    }
+  }
+  if (!ledger_counts(run_dir, &c)) {
+    storm_violation(t, i, "the ledger cannot be read after reconciling");
+    return;
+  }
+  int seen = witness_count(tag, NULL);
+  if (terminal(&c) != 1)
+    storm_violation(t, i, "%d terminal records", terminal(&c));
+  if (c.run_finished != 1)
+    storm_violation(t, i, "%d run-finished records", c.run_finished);
+  if (seen > c.handler_intent + c.comp_intent)
+    storm_violation(t, i, "the handler ran %d times but %d intents are on record", seen,
+                    c.handler_intent + c.comp_intent);
+  if (seen < 1)
+    storm_violation(t, i, "the handler's outcome is on record but the witness saw no run");
+  t->compensated += c.comp_done;
+}
+
+static void test_kill_storm(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  witness_open();
+  const char *seed_text = getenv("EXITPROBE_STORM_SEED");
+  unsigned seed = seed_text ? (unsigned)strtoul(seed_text, NULL, 10) : (unsigned)time(NULL);
+  printf("kill storm seed %u (replay with EXITPROBE_STORM_SEED=%u)\n", seed, seed);
+  char wf[1024], base[1024];
+  snprintf(wf, sizeof(wf), "%s", storm_workflow());
+  snprintf(base, sizeof(base), "%s", test_temp_dir());
+  struct storm_tally t = {0};
+  int n = storm_iterations();
+  for (int i = 0; i < n; i++, t.iterations++)
+    storm_iteration(wf, base, i, &seed, &t);
+  /* A run whose supervisor died before run-started left its cgroups to the
+   * next run's sweep: one ordinary run does it. */
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "-p", "tag=sweep", "-r",
+                  (char *)test_path(base, "sweep.json"), wf, NULL};
+  struct test_cmd_result r = test_run(argv);
+  assert_int_equal(r.exit_status, 0);
+  test_cmd_result_free(&r);
+  (void)witness_count("sweep", NULL);
+  int procs = test_count_processes(base);
+  int groups = count_dirs_named("/sys/fs/cgroup", "storm-wd", 6);
+  printf("kill storm: %d iterations, controller killed %d, supervisor killed %d, watchdog killed "
+         "%d, watchdog runs %d, killed before the ledger %d, compensations %d; violations %d, "
+         "processes left %d, cgroups left %d\n",
+         t.iterations, t.killed_controller, t.killed_supervisor, t.killed_watchdog,
+         t.watchdog_runs, t.no_ledger, t.compensated, t.violations, procs, groups);
+  assert_int_equal(t.violations, 0);
+  assert_int_equal(procs, 0);
+  assert_int_equal(groups, 0);
+  assert_true(t.killed_supervisor > 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_supervisor_killed_at_least_once),
+      cmocka_unit_test(test_supervisor_killed_at_most_once),
+      cmocka_unit_test(test_live_run_refused_and_ledger_damage),
+      cmocka_unit_test(test_decoy_on_stale_pid_receives_nothing),
+      cmocka_unit_test(test_kill_storm),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
