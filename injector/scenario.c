@@ -353,6 +353,7 @@ static const char *const network_fields[] = {"attempt", "network", NULL};
 static const char *const deadline_fields[] = {"scope", "activeDeadlineSeconds", "timeout", NULL};
 static const char *const shutdown_fields[] = {"strategy", "after", NULL};
 static const char *const crash_fields[] = {"at", "then", NULL};
+static const char *const controller_hang_fields[] = {"at", "then", "duration", "lease", NULL};
 
 static const struct action_def action_defs[] = {
     {"exit", FAULT_EXIT, TARGET_REQUIRED, exit_fields},
@@ -367,6 +368,7 @@ static const struct action_def action_defs[] = {
     {"deadline", FAULT_DEADLINE, TARGET_NONE, deadline_fields},
     {"shutdown", FAULT_SHUTDOWN, TARGET_OPTIONAL, shutdown_fields},
     {"controller-crash", FAULT_CONTROLLER_CRASH, TARGET_NONE, crash_fields},
+    {"controller-hang", FAULT_CONTROLLER_HANG, TARGET_NONE, controller_hang_fields},
 };
 #define N_ACTIONS (sizeof(action_defs) / sizeof(action_defs[0]))
 
@@ -670,6 +672,24 @@ static int parse_controller_crash(struct parse_ctx *ctx, const struct ydoc_node 
   return 0;
 }
 
+/* Stopped (SIGSTOP) at a crash point for `duration`, then woken: with a
+ * duration past the lease the supervisor has fenced it by then. */
+static int parse_controller_hang(struct parse_ctx *ctx, const struct ydoc_node *map,
+                                 struct fault *f) {
+  if (parse_controller_crash(ctx, map, f) < 0)
+    return -1;
+  const struct ydoc_node *d = require(ctx, map, "duration", "a controller-hang fault");
+  if (d == NULL || get_duration(ctx, d, "duration", &f->duration_ms) < 0)
+    return -1;
+  f->lease_ms = 1000;
+  const struct ydoc_node *lease = ydoc_get(map, "lease");
+  if (lease != NULL && get_duration(ctx, lease, "lease", &f->lease_ms) < 0)
+    return -1;
+  if (f->lease_ms < 10)
+    return fail_at(ctx, lease, "lease must be at least 10ms");
+  return 0;
+}
+
 static int parse_action_fields(struct parse_ctx *ctx, const struct ydoc_node *map,
                                struct fault *f) {
   switch (f->action) {
@@ -697,6 +717,8 @@ static int parse_action_fields(struct parse_ctx *ctx, const struct ydoc_node *ma
     return parse_shutdown(ctx, map, f);
   case FAULT_CONTROLLER_CRASH:
     return parse_controller_crash(ctx, map, f);
+  case FAULT_CONTROLLER_HANG:
+    return parse_controller_hang(ctx, map, f);
   }
   return 0;
 }
@@ -1371,6 +1393,14 @@ static int describe_action(const struct fault *f, char **what) {
                     whole ? "" : "'", a);
   case FAULT_CONTROLLER_CRASH:
     return asprintf(what, "crash the controller (SIGKILL) at %s, then %s", f->crash_at,
+                    f->crash_then == CRASH_THEN_RESTART      ? "restart it"
+                    : f->crash_then == CRASH_THEN_LOSE_STATE ? "restart it with its state lost"
+                                                             : "leave it down");
+  case FAULT_CONTROLLER_HANG:
+    format_ms(a, sizeof(a), f->duration_ms);
+    format_ms(b, sizeof(b), f->lease_ms);
+    return asprintf(what, "stop the controller (SIGSTOP) at %s for %s (lease %s), then %s",
+                    f->crash_at, a, b,
                     f->crash_then == CRASH_THEN_RESTART      ? "restart it"
                     : f->crash_then == CRASH_THEN_LOSE_STATE ? "restart it with its state lost"
                                                              : "leave it down");

@@ -31,6 +31,7 @@ enum fault_action {
   FAULT_DEADLINE,
   FAULT_SHUTDOWN,
   FAULT_CONTROLLER_CRASH,
+  FAULT_CONTROLLER_HANG,
 };
 
 /* exit: replace the step's command, or let it run and then exit with the code. */
@@ -104,9 +105,13 @@ struct fault {
   /* shutdown */
   enum fault_shutdown strategy;
 
-  /* controller-crash: the crash point (glob allowed, see exitprobe crash-points) */
+  /* controller-crash, controller-hang: the crash point (glob allowed, see
+   * exitprobe crash-points) and what follows the controller's death */
   char *crash_at;
   enum fault_crash_then crash_then;
+  /* controller-hang: stopped for duration_ms (real time); the supervisor's
+   * lease on the controller is lease_ms (default 1 s) */
+  int64_t lease_ms;
 
   struct src_pos pos;        /* the fault's mapping */
   struct src_pos action_pos; /* its `action:` value */

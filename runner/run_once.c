@@ -188,6 +188,8 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
       .work_dir = step_dirs,
   };
   const struct fault *crash = fault_plan_find(req->faults, FAULT_CONTROLLER_CRASH);
+  if (crash == NULL)
+    crash = fault_plan_find(req->faults, FAULT_CONTROLLER_HANG);
   if (crash != NULL || req->run_dir != NULL) {
     /* A scenario crashes the controller: run it as a separate process under
      * the supervisor, which owns the ledger and takes over when it dies. */

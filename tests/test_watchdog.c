@@ -499,6 +499,111 @@ static void test_decoy_on_stale_pid_receives_nothing(void **state) {
   assert_int_equal(system(rm), 0);
 }
 
+/* ---- controller-hang and the lease ---------------------------------------------- */
+
+struct hang_trace {
+  bool after_hang, after_takeover;
+  int controller_records_while_hung; /* controller events between the hang and the takeover */
+  int takeovers, hang_faults;
+};
+
+static int trace_record(void *ctx, const struct ledger_record *rec, ep_error **err) {
+  (void)err;
+  struct hang_trace *t = ctx;
+  if (rec->type == LEDGER_T_FAULT_INJECTED) {
+    t->after_hang = true;
+    t->hang_faults++;
+  } else if (rec->type == LEDGER_T_TAKEOVER) {
+    t->after_takeover = true;
+    t->takeovers++;
+  } else if (t->after_hang && !t->after_takeover &&
+             (rec->type == LEDGER_T_NODE_STARTED || rec->type == LEDGER_T_NODE_FINISHED ||
+              rec->type == LEDGER_T_EXIT_HANDLER_INTENT || rec->type == LEDGER_T_EXIT_HANDLER_DONE ||
+              rec->type == LEDGER_T_WORKFLOW_FINISHED)) {
+    t->controller_records_while_hung++;
+  }
+  return 0;
+}
+
+static json_t *run_hang(const char *name, const char *duration, const char *lease,
+                        const char *then, struct hang_trace *t) {
+  witness_open();
+  char wf[1024], sc[1024], run_dir[1024];
+  snprintf(wf, sizeof(wf), "%s", storm_workflow());
+  char text[4096];
+  snprintf(text, sizeof(text),
+           "apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: %s}\n"
+           "spec:\n  workflow: %s\n  arguments:\n    parameters: [{name: tag, value: %s}]\n"
+           "  faults:\n"
+           "  - {action: controller-hang, at: \"after:node-finished:c\", then: %s, "
+           "duration: %s, lease: %s}\n",
+           name, wf, name, then, duration, lease);
+  snprintf(sc, sizeof(sc), "%s", test_write_temp("hang.yaml", text));
+  snprintf(run_dir, sizeof(run_dir), "%s", fresh_run_dir(name));
+  const char *report_dir = test_temp_dir();
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--run-dir", run_dir,
+                  "--report-dir", (char *)report_dir, sc, NULL};
+  struct test_cmd_result r = test_run(argv);
+  if (r.exit_status != 0)
+    fail_msg("%s: exit %d\n%s", name, r.exit_status, r.err);
+  test_cmd_result_free(&r);
+  char path[2048];
+  snprintf(path, sizeof(path), "%s/ledger.log", run_dir);
+  struct ledger *l = NULL;
+  struct ledger_options lo = {.flags = LEDGER_RDONLY};
+  ep_error *e = NULL;
+  *t = (struct hang_trace){0};
+  assert_int_equal(ledger_open(path, &lo, &l, NULL, &e), 0);
+  assert_int_equal(ledger_foreach(l, trace_record, t, &e), 0);
+  ledger_close(&l);
+  snprintf(path, sizeof(path), "%s/%s.json", report_dir, name);
+  json_error_t jerr;
+  json_t *report = json_load_file(path, 0, &jerr);
+  assert_non_null(report);
+  assert_int_equal(test_count_processes("sleep 29.61"), 0);
+  assert_int_equal(count_dirs_named("/sys/fs/cgroup", "storm-wd", 6), 0);
+  return report;
+}
+
+static const char *fault_detail(json_t *report) {
+  json_t *f = json_array_get(json_object_get(report, "faults"), 0);
+  assert_true(json_is_true(json_object_get(f, "fired")));
+  return json_string_value(json_object_get(f, "detail"));
+}
+
+/* Stopped past its lease: declared hung, killed and confirmed dead before
+ * the watchdog acts; woken later it is already dead, and nothing it could
+ * have sent reaches the ledger between the hang and the takeover. */
+static void test_controller_hang_past_lease_is_fenced(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  struct hang_trace t;
+  json_t *report = run_hang("wd-hang", "600ms", "150ms", "stay-down", &t);
+  assert_non_null(strstr(fault_detail(report), "lease expired"));
+  assert_non_null(strstr(fault_detail(report), "already dead"));
+  assert_int_equal(t.hang_faults, 1);
+  assert_int_equal(t.takeovers, 1);
+  assert_int_equal(t.controller_records_while_hung, 0);
+  json_t *eh = json_object_get(report, "exitHandler");
+  assert_string_equal(json_string_value(json_object_get(eh, "by")), "watchdog");
+  assert_int_equal(witness_count("wd-hang", NULL), 1);
+  json_decref(report);
+}
+
+/* Stopped for less than its lease: woken, it carries on; nobody takes over. */
+static void test_controller_hang_within_lease_carries_on(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  struct hang_trace t;
+  json_t *report = run_hang("wd-nap", "100ms", "5s", "restart", &t);
+  assert_non_null(strstr(fault_detail(report), "carried on"));
+  assert_int_equal(t.takeovers, 0);
+  json_t *eh = json_object_get(report, "exitHandler");
+  assert_string_equal(json_string_value(json_object_get(eh, "by")), "controller");
+  assert_int_equal(witness_count("wd-nap", NULL), 1);
+  json_decref(report);
+}
+
 /* ---- kill storm ------------------------------------------------------------------ */
 
 static int storm_iterations(void) {
@@ -645,6 +750,8 @@ int main(void) {
       cmocka_unit_test(test_supervisor_killed_at_most_once),
       cmocka_unit_test(test_live_run_refused_and_ledger_damage),
       cmocka_unit_test(test_decoy_on_stale_pid_receives_nothing),
+      cmocka_unit_test(test_controller_hang_past_lease_is_fenced),
+      cmocka_unit_test(test_controller_hang_within_lease_carries_on),
       cmocka_unit_test(test_kill_storm),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ledger.h"
@@ -30,7 +31,26 @@ struct supervisor {
   bool handler_intent_open; /* an exit-handler intent without its outcome on record */
   bool compensated;
   enum node_phase compensation_phase;
+  /* controller-hang and the lease */
+  int64_t lease_renewed_ms; /* monotonic: the controller's last journal line */
+  int64_t wake_at_ms;       /* monotonic: when the hung controller is woken, 0: not hung */
+  bool hung;                /* the lease ran out: the controller was fenced as hung */
+  bool hang_survived;       /* it was stopped and woken within its lease */
 };
+
+/* Supervised controllers renew a lease; a controller-hang fault sets its
+ * length, otherwise it is long enough never to be mistaken on a busy machine. */
+static int lease_ms_of(const struct supervise_request *req) {
+  if (req->crash != NULL && req->crash->action == FAULT_CONTROLLER_HANG)
+    return (int)req->crash->lease_ms;
+  return 10000;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static char *path_in(const char *dir, const char *name) {
   char *p = NULL;
@@ -85,6 +105,10 @@ static _Noreturn void controller_main(struct supervisor *s, int journal_fd, int 
   o.journal_fd = journal_fd;
   o.ack_fd = ack_fd;
   o.crash_at = crash && s->req->crash ? s->req->crash->crash_at : NULL;
+  o.hang_ms = crash && s->req->crash && s->req->crash->action == FAULT_CONTROLLER_HANG
+                  ? s->req->crash->duration_ms
+                  : 0;
+  o.lease_ms = lease_ms_of(s->req);
   o.state_path = s->state_path;
   o.resume = resume;
   ep_error *e = NULL;
@@ -97,10 +121,29 @@ static _Noreturn void controller_main(struct supervisor *s, int journal_fd, int 
   _exit(rc == 0 ? 0 : EP_EXIT_INTERNAL);
 }
 
+/* The controller-hang fault: the controller announces it is about to stop
+ * itself; the supervisor records the fault and will wake it. */
+static int hang_announced(struct supervisor *s, int ack_fd, ep_error **err) {
+  const struct fault *f = s->req->crash;
+  s->wake_at_ms = mono_ms() + (f ? f->duration_ms : 0);
+  if (record(s, LEDGER_T_FAULT_INJECTED,
+             json_pack("{s:s, s:s, s:I, s:I}", "action", "controller-hang", "at",
+                       f ? f->crash_at : "", "durationMs", (json_int_t)(f ? f->duration_ms : 0),
+                       "leaseMs", (json_int_t)(f ? f->lease_ms : 0)),
+             true, err) < 0)
+    return -1;
+  return write(ack_fd, "k", 1) == 1 ? 0 : -1;
+}
+
 static int journal_line(struct supervisor *s, char *line, int ack_fd, ep_error **err) {
   char *fields[5] = {0}, *save = NULL, *p = line;
   for (int i = 0; i < 5; i++, p = NULL)
     fields[i] = strtok_r(p, "\t", &save);
+  s->lease_renewed_ms = mono_ms();
+  if (fields[0] != NULL && strcmp(fields[0], "lease") == 0)
+    return write(ack_fd, "k", 1) == 1 ? 0 : -1;
+  if (fields[0] != NULL && strcmp(fields[0], "hang") == 0)
+    return hang_announced(s, ack_fd, err);
   uint16_t type = fields[0] ? event_type(fields[0]) : 0;
   if (type == 0)
     return 0;
@@ -134,8 +177,40 @@ static int journal_line(struct supervisor *s, char *line, int ack_fd, ep_error *
 /* Journal the controller's events until it exits; signals meant for the
  * run (Ctrl-C, stop, terminate) are passed on to it.  Returns its wait
  * status. */
+/* The lease ran out: kill the controller through its pidfd and confirm
+ * its death (the pidfd turns readable) before anyone acts in its place. */
+static void fence_hung(struct supervisor *s, int pidfd, int lease_ms) {
+  s->hung = true;
+  action(s, "lease expired (no journal line for %d ms): the controller is hung", lease_ms);
+  (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  struct pollfd p = {.fd = pidfd, .events = POLLIN};
+  while (poll(&p, 1, -1) < 0 && errno == EINTR)
+    ;
+  action(s, "fenced the hung controller: SIGKILL through its pidfd, death confirmed");
+}
+
+/* The hang is over: SIGCONT through the pidfd, which cannot reach a
+ * recycled PID.  A fenced controller is dead and stays so. */
+static void wake_hung(struct supervisor *s, int pidfd) {
+  int64_t now = mono_ms();
+  if (s->wake_at_ms > now)
+    usleep((useconds_t)(s->wake_at_ms - now) * 1000);
+  s->wake_at_ms = 0;
+  if (syscall(SYS_pidfd_send_signal, pidfd, SIGCONT, NULL, 0) == 0 && !s->hung) {
+    s->hang_survived = true;
+    action(s, "woke the stopped controller (SIGCONT) within its lease: it carries on");
+  } else
+    action(s, "woke the hung controller (SIGCONT through its pidfd): it was already dead, "
+              "fenced; it did nothing after");
+}
+
 static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, int ack_fd,
                              ep_error **err) {
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* our unreaped child: cannot be recycled */
+  int lease_ms = lease_ms_of(s->req);
+  s->hung = false;
+  s->lease_renewed_ms = mono_ms();
+  s->wake_at_ms = 0;
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
@@ -148,10 +223,31 @@ static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, in
   int rc = 0;
   for (;;) {
     struct pollfd pfd[2] = {{.fd = journal_fd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
-    if (poll(pfd, sigfd >= 0 ? 2 : 1, -1) < 0) {
+    int timeout = -1;
+    int64_t now = mono_ms();
+    if (lease_ms > 0 && pidfd >= 0 && !s->hung)
+      timeout = (int)(s->lease_renewed_ms + lease_ms > now ? s->lease_renewed_ms + lease_ms - now : 0);
+    if (s->wake_at_ms > 0 && pidfd >= 0) {
+      int until_wake = (int)(s->wake_at_ms > now ? s->wake_at_ms - now : 0);
+      if (timeout < 0 || until_wake < timeout)
+        timeout = until_wake;
+    }
+    int ready = poll(pfd, sigfd >= 0 ? 2 : 1, timeout);
+    if (ready < 0) {
       if (errno == EINTR)
         continue;
       break;
+    }
+    if (ready == 0) {
+      now = mono_ms();
+      if (s->wake_at_ms > 0 && now >= s->wake_at_ms)
+        wake_hung(s, pidfd);
+      else if (lease_ms > 0 && now >= s->lease_renewed_ms + lease_ms && !s->hung) {
+        fence_hung(s, pidfd, lease_ms);
+        if (s->wake_at_ms > 0)
+          wake_hung(s, pidfd);
+      }
+      continue;
     }
     if (sigfd >= 0 && (pfd[1].revents & POLLIN)) {
       struct signalfd_siginfo si;
@@ -178,6 +274,8 @@ static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, in
   }
   if (sigfd >= 0)
     close(sigfd);
+  if (pidfd >= 0)
+    close(pidfd);
   close(journal_fd);
   close(ack_fd);
   int status = 0;
@@ -324,6 +422,15 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
     int status = 0;
     if (run_generation(&s, st, resume, crash_armed, &status, err) < 0)
       goto out;
+    if (s.hang_survived && crash_armed) {
+      char detail[512];
+      snprintf(detail, sizeof(detail),
+               "controller stopped (SIGSTOP) at %s for %" PRId64 " ms, within its %" PRId64
+               " ms lease: woken, it carried on",
+               req->crash->crash_at, req->crash->duration_ms, req->crash->lease_ms);
+      fault_plan_mark_fired(req->plan, req->crash, detail);
+      crash_armed = false;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       run_state_free(st);
       st = NULL;
@@ -342,18 +449,27 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
     enum fault_crash_then then = req->crash ? req->crash->crash_then : CRASH_THEN_RESTART;
     if (crash_armed && req->crash != NULL) {
       char detail[512];
-      snprintf(detail, sizeof(detail), "controller killed by SIG%s at %s; then %s",
-               sigabbrev_np(WTERMSIG(status)), req->crash->crash_at, mode_name(then));
+      if (s.hung)
+        snprintf(detail, sizeof(detail),
+                 "controller stopped (SIGSTOP) at %s; its %" PRId64 " ms lease expired: fenced "
+                 "(SIGKILL, death confirmed through its pidfd), woken after %" PRId64
+                 " ms already dead; then %s",
+                 req->crash->crash_at, req->crash->lease_ms, req->crash->duration_ms,
+                 mode_name(then));
+      else
+        snprintf(detail, sizeof(detail), "controller killed by SIG%s at %s; then %s",
+                 sigabbrev_np(WTERMSIG(status)), req->crash->crash_at, mode_name(then));
       fault_plan_mark_fired(req->plan, req->crash, detail);
     }
     crash_armed = false;
     ledger_set_epoch(s.ledger, ledger_max_epoch(s.ledger) + 1);
     if (record(&s, LEDGER_T_TAKEOVER,
-               json_pack("{s:s, s:s}", "reason", "controller died", "then",
+               json_pack("{s:s, s:s}", "reason", s.hung ? "controller hung" : "controller died", "then",
                          mode_name(then)),
                true, err) < 0)
       goto out;
-    action(&s, "controller died (SIG%s)", sigabbrev_np(WTERMSIG(status)));
+    if (!s.hung)
+      action(&s, "controller died (SIG%s)", sigabbrev_np(WTERMSIG(status)));
     fence(&s);
     struct run_state *persisted = NULL;
     ep_error *load_err = NULL;
