@@ -604,6 +604,56 @@ static void test_controller_hang_within_lease_carries_on(void **state) {
   json_decref(report);
 }
 
+/* ---- compensate: ------------------------------------------------------------------- */
+
+/* A scenario's compensate: names the template the watchdog runs instead of
+ * the onExit template; one that is not in the workflow is refused. */
+static void test_compensate_template(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  witness_open();
+  char text[4096], wf[1024], sc[1024];
+  snprintf(text, sizeof(text),
+           "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: wd-comp}\n"
+           "spec:\n  entrypoint: main\n  onExit: cleanup\n  templates:\n"
+           "  - name: main\n    container: {command: [sh, -c, 'exit 0']}\n"
+           "  - name: cleanup\n    container:\n      command: [bash, -c, 'echo on-exit > "
+           "/dev/udp/127.0.0.1/%d']\n"
+           "  - name: undo\n    container:\n      command: [bash, -c, 'echo undo > "
+           "/dev/udp/127.0.0.1/%d; echo \"undo key=$EXITPROBE_IDEMPOTENCY_KEY\"']\n",
+           witness_port, witness_port);
+  snprintf(wf, sizeof(wf), "%s", test_write_temp("comp.yaml", text));
+  snprintf(text, sizeof(text),
+           "apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: wd-comp}\n"
+           "spec:\n  workflow: %s\n  compensate: undo\n  faults:\n"
+           "  - {action: controller-crash, at: before:exit-handler, then: stay-down}\n"
+           "  expect:\n    exitHandler: {ran: true, runs: 1, by: watchdog}\n"
+           "    logs:\n      \"*.onExit\": {contains: [\"undo key=\"]}\n",
+           wf);
+  snprintf(sc, sizeof(sc), "%s", test_write_temp("comp-scenario.yaml", text));
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--report-dir",
+                  (char *)test_temp_dir(), sc, NULL};
+  struct test_cmd_result r = test_run(argv);
+  if (r.exit_status != 0)
+    fail_msg("exit %d\n%s%s", r.exit_status, r.out, r.err);
+  test_cmd_result_free(&r);
+  int others = 0;
+  assert_int_equal(witness_count("undo", &others), 1);
+  assert_int_equal(others, 0); /* the onExit template did not run */
+
+  snprintf(text, sizeof(text),
+           "apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: wd-comp-bad}\n"
+           "spec:\n  workflow: %s\n  compensate: nope\n",
+           wf);
+  snprintf(sc, sizeof(sc), "%s", test_write_temp("comp-bad.yaml", text));
+  char *bad[] = {(char *)test_exitprobe_bin(), "run", "-q", sc, NULL};
+  r = test_run(bad);
+  assert_int_equal(r.exit_status, 2);
+  assert_non_null(strstr(r.err, ":6:15:"));
+  assert_non_null(strstr(r.err, "'nope' is not a template"));
+  test_cmd_result_free(&r);
+}
+
 /* ---- kill storm ------------------------------------------------------------------ */
 
 static int storm_iterations(void) {
@@ -752,6 +802,7 @@ int main(void) {
       cmocka_unit_test(test_decoy_on_stale_pid_receives_nothing),
       cmocka_unit_test(test_controller_hang_past_lease_is_fenced),
       cmocka_unit_test(test_controller_hang_within_lease_carries_on),
+      cmocka_unit_test(test_compensate_template),
       cmocka_unit_test(test_kill_storm),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
