@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -499,6 +501,106 @@ static void test_decoy_on_stale_pid_receives_nothing(void **state) {
   assert_int_equal(system(rm), 0);
 }
 
+/* Real PID reuse: in a PID namespace of its own (and a mount namespace for
+ * its /proc), a supervisor is killed while its controller runs the exit
+ * handler; once the controller is reaped, ns_last_pid makes the next fork
+ * take the dead controller's PID, and a decoy gets it.  The watchdog then
+ * reconciles the run: the decoy receives nothing.  Runs as init of the
+ * namespace; returns 0, or a code naming what went wrong (77: cannot set up). */
+static int pid_reuse_in_namespace(const char *wf, const char *run_dir) {
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+      mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    return 77;
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--run-dir", (char *)run_dir, "-r",
+                  "/dev/null", (char *)wf, NULL};
+  pid_t cli = spawn_quiet(argv);
+  if (!wait_for_ledger(run_dir, handler_started, 20000))
+    return 10;
+  pid_t ctl = first_child(cli);
+  if (ctl <= 0)
+    return 11;
+  kill(cli, SIGKILL);
+  wait_status(cli);
+  /* The controller follows its supervisor (PR_SET_PDEATHSIG) and is ours to reap. */
+  if (waitpid(ctl, NULL, 0) != ctl)
+    return 12;
+  /* Its number stays taken while it names a process group with members:
+   * wait until the steps it left (reparented to us) are gone too. */
+  for (int waited = 0; waited < 10000; waited += 10) {
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+      ;
+    int others = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+      others += atoi(e->d_name) > 1;
+    if (d != NULL)
+      closedir(d);
+    if (others == 0)
+      break;
+    sleep_ms(10);
+  }
+  FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+  if (f == NULL)
+    return 77;
+  fprintf(f, "%d", (int)ctl - 1);
+  fclose(f);
+  int reports = -1;
+  pid_t decoy = start_decoy(&reports);
+  if (decoy != ctl) {
+    fprintf(stderr, "decoy got pid %d, not the controller's %d\n", (int)decoy, (int)ctl);
+    kill(decoy, SIGKILL);
+    return 77;
+  }
+  char *wargv[] = {(char *)test_exitprobe_bin(), "watchdog", "-q", (char *)run_dir, NULL};
+  pid_t wd = spawn_quiet(wargv);
+  if (wait_status(wd) != 0)
+    return 13;
+  int sig = 0;
+  if (read(reports, &sig, sizeof(sig)) > 0) {
+    fprintf(stderr, "the decoy on the recycled pid %d received signal %d\n", (int)decoy, sig);
+    return 14;
+  }
+  if (waitpid(decoy, NULL, WNOHANG) != 0)
+    return 15;
+  struct counts c;
+  if (!ledger_counts(run_dir, &c) || terminal(&c) != 1 || c.comp_done != 1)
+    return 16;
+  kill(decoy, SIGKILL);
+  return 0;
+}
+
+static void test_recycled_controller_pid_receives_nothing(void **state) {
+  (void)state;
+  SKIP_WITHOUT_SANDBOX();
+  witness_open();
+  char wf[1024], run_dir[1024];
+  snprintf(wf, sizeof(wf), "%s", slow_handler_workflow("wd-reuse", "wd-reuse"));
+  snprintf(run_dir, sizeof(run_dir), "%s", fresh_run_dir("wd-reuse"));
+  pid_t outer = fork();
+  assert_true(outer >= 0);
+  if (outer == 0) {
+    if (unshare(CLONE_NEWPID | CLONE_NEWNS) < 0)
+      _exit(77);
+    pid_t init = fork();
+    if (init < 0)
+      _exit(77);
+    if (init == 0)
+      _exit(pid_reuse_in_namespace(wf, run_dir));
+    _exit(wait_status(init));
+  }
+  int rc = wait_status(outer);
+  if (rc == 77) {
+    printf("skipped: cannot force PID reuse here (PID namespace, ns_last_pid)\n");
+    skip();
+  }
+  if (rc != 0)
+    fail_msg("PID reuse test failed with code %d", rc);
+  assert_int_equal(witness_count("wd-reuse", NULL), 2); /* the controller's run and the watchdog's */
+  assert_int_equal(test_count_processes("sleep 29.61"), 0);
+  assert_int_equal(count_dirs_named("/sys/fs/cgroup", "wd-reuse", 6), 0);
+}
+
 /* ---- controller-hang and the lease ---------------------------------------------- */
 
 struct hang_trace {
@@ -800,6 +902,7 @@ int main(void) {
       cmocka_unit_test(test_supervisor_killed_at_most_once),
       cmocka_unit_test(test_live_run_refused_and_ledger_damage),
       cmocka_unit_test(test_decoy_on_stale_pid_receives_nothing),
+      cmocka_unit_test(test_recycled_controller_pid_receives_nothing),
       cmocka_unit_test(test_controller_hang_past_lease_is_fenced),
       cmocka_unit_test(test_controller_hang_within_lease_carries_on),
       cmocka_unit_test(test_compensate_template),
