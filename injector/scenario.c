@@ -969,7 +969,14 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struc
       return fail_at(ctx, delivery, "delivery must be at-least-once or at-most-once, not '%s'", d);
   }
   const struct ydoc_node *compensate = ydoc_get(spec, "compensate");
-  if (compensate != NULL) {
+  if (compensate != NULL && compensate->kind == YDOC_MAPPING) {
+    /* Inline: a template like the workflow's own, checked when it joins it. */
+    const struct ydoc_node *name = require(ctx, compensate, "name", "an inline compensate template");
+    if (name == NULL || get_string(ctx, name, "name", &sc->compensate) < 0)
+      return -1;
+    sc->compensate_node = compensate;
+    sc->compensate_inline = true;
+  } else if (compensate != NULL) {
     if (get_string(ctx, compensate, "compensate", &sc->compensate) < 0)
       return -1;
     sc->compensate_node = compensate;
@@ -1166,6 +1173,12 @@ static int check_expect_targets(struct parse_ctx *ctx, const struct name_set *na
   return 0;
 }
 
+int scenario_add_compensate(const struct scenario *sc, struct workflow *wf, ep_error **err) {
+  if (!sc->compensate_inline)
+    return 0;
+  return workflow_add_template(wf, sc->file, sc->compensate_node, err);
+}
+
 int scenario_check_targets(const struct scenario *sc, const struct workflow *wf, ep_error **err) {
   struct parse_ctx ctx = {.file = sc->file, .err = err};
   struct name_set names = {0};
@@ -1186,7 +1199,8 @@ int scenario_check_targets(const struct scenario *sc, const struct workflow *wf,
       goto out;
     }
   }
-  if (sc->compensate != NULL && workflow_find_template(wf, sc->compensate) == NULL) {
+  if (sc->compensate != NULL && !sc->compensate_inline &&
+      workflow_find_template(wf, sc->compensate) == NULL) {
     fail_at(&ctx, sc->compensate_node, "compensate: '%s' is not a template of workflow '%s'",
             sc->compensate, wf->name);
     goto out;

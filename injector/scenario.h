@@ -149,10 +149,13 @@ struct scenario {
   /* spec.delivery: the compensating cleanup's delivery policy.  false:
    * at-least-once (default, for cleanup); true: at-most-once (notifications). */
   bool at_most_once;
-  /* spec.compensate: a template of the workflow the watchdog runs as the
-   * compensation instead of the onExit template; NULL when absent. */
+  /* spec.compensate: the template the watchdog runs as the compensation
+   * instead of the onExit template -- a template of the workflow by name, or
+   * an inline template (a mapping, compensate_inline), added to the workflow
+   * by scenario_add_compensate.  NULL when absent. */
   const char *compensate;
   const struct ydoc_node *compensate_node;
+  bool compensate_inline;
 
   /* spec.expect, validated by expectations_validate; NULL when absent. */
   const struct ydoc_node *expect;
@@ -180,6 +183,9 @@ int scenario_load_workflow_doc(const struct scenario *sc, struct ydoc **out, ep_
  * node names only known at run time and are accepted.  EP_EXIT_USAGE with
  * the target's line:column. */
 int scenario_check_targets(const struct scenario *sc, const struct workflow *wf, ep_error **err);
+
+/* An inline compensate: template joins the workflow (no-op otherwise). */
+int scenario_add_compensate(const struct scenario *sc, struct workflow *wf, ep_error **err);
 
 /* For `exitprobe run PATH`: is this YAML file a Scenario (kind: Scenario)
  * rather than a Workflow?  A file that does not parse counts as a scenario

@@ -123,6 +123,8 @@ static int load_scenario(const char *path, struct scenario_run *r, ep_error **er
     ydoc_free(doc);
     return -1;
   }
+  if (scenario_add_compensate(r->sc, r->wf, err) < 0)
+    return -1;
   return scenario_check_targets(r->sc, r->wf, err);
 }
 

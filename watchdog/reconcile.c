@@ -169,21 +169,24 @@ static int fence_run(struct watchdog *w, const struct run_record *r,
   return 0;
 }
 
+/* *sc (a scenario run) holds what an inline compensate: template points
+ * into: it is freed after the workflow. */
 static int load_workflow(const struct run_record *r, struct workflow **wf, char **compensate,
-                         ep_error **err) {
+                         struct scenario **sc, ep_error **err) {
   const char *source = started_str(r, "source");
   if (source == NULL)
     return ep_error_set(err, EP_EXIT_USAGE, "the ledger does not say which file the run ran");
   const char *tmpl = started_str(r, "compensate");
   *compensate = tmpl ? strdup(tmpl) : NULL;
   if (strcmp(started_str(r, "kind") ? started_str(r, "kind") : "", "scenario") == 0) {
-    struct scenario *sc = NULL;
     struct ydoc *doc = NULL;
-    int rc = -1;
-    if (scenario_load_file(source, &sc, err) == 0 && scenario_load_workflow_doc(sc, &doc, err) == 0)
-      rc = workflow_from_doc(doc, sc->overrides, sc->n_params, wf, err);
-    scenario_free(sc);
-    return rc;
+    if (scenario_load_file(source, sc, err) < 0 || scenario_load_workflow_doc(*sc, &doc, err) < 0)
+      return -1;
+    if (workflow_from_doc(doc, (*sc)->overrides, (*sc)->n_params, wf, err) < 0) {
+      ydoc_free(doc);
+      return -1;
+    }
+    return scenario_add_compensate(*sc, *wf, err);
   }
   json_t *params = json_object_get(r->started, "parameters");
   size_t n = json_object_size(params), i = 0;
@@ -225,8 +228,9 @@ static int run_compensation(struct watchdog *w, struct run_record *r, struct run
   struct workflow *wf = NULL;
   char *tmpl = NULL, *key = NULL, *work = NULL, *argosay = NULL;
   struct sandbox_context *sandbox = NULL;
+  struct scenario *sc = NULL;
   int rc = -1;
-  if (load_workflow(r, &wf, &tmpl, err) < 0)
+  if (load_workflow(r, &wf, &tmpl, &sc, err) < 0)
     goto out;
   const char *name = tmpl ? tmpl : wf->on_exit;
   if (name == NULL) {
@@ -283,6 +287,7 @@ static int run_compensation(struct watchdog *w, struct run_record *r, struct run
 out:
   sandbox_context_free(sandbox);
   workflow_free(wf);
+  scenario_free(sc);
   free(tmpl);
   free(key);
   free(work);
