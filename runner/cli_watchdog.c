@@ -110,7 +110,6 @@ int cli_watchdog(int argc, char **argv) {
     goto fail;
   goto out;
 fail:
-  fprintf(stderr, "exitprobe watchdog: ");
   ep_error_print(err, stderr);
   status = err->status;
 out:

@@ -404,6 +404,30 @@ static void test_live_run_refused_and_ledger_damage(void **state) {
 
 static const char *storm_workflow(void);
 
+/* Usage errors: exit 2, nothing touched. */
+static void test_watchdog_usage(void **state) {
+  (void)state;
+  char *none[] = {(char *)test_exitprobe_bin(), "watchdog", NULL};
+  char *empty[] = {(char *)test_exitprobe_bin(), "watchdog", (char *)test_temp_dir(), NULL};
+  char *wait[] = {(char *)test_exitprobe_bin(), "watchdog", "--wait", "soon", "/tmp", NULL};
+  char *help[] = {(char *)test_exitprobe_bin(), "watchdog", "--help", NULL};
+  struct {
+    char **argv;
+    int status;
+    const char *needle;
+  } cases[] = {{none, 2, "exactly one RUN_DIR"},
+               {empty, 2, "no ledger.log"},
+               {wait, 2, "--wait: 'soon' is not a duration"},
+               {help, 0, "Usage: exitprobe watchdog"}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct test_cmd_result r = test_run(cases[i].argv);
+    assert_int_equal(r.exit_status, cases[i].status);
+    if (strstr(r.out, cases[i].needle) == NULL && strstr(r.err, cases[i].needle) == NULL)
+      fail_msg("case %zu: no '%s' in\n%s%s", i, cases[i].needle, r.out, r.err);
+    test_cmd_result_free(&r);
+  }
+}
+
 /* ---- PID reuse ---------------------------------------------------------------- */
 
 /* A decoy that takes every catchable signal from a signalfd-like wait and
@@ -966,6 +990,7 @@ static void test_kill_storm(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_watchdog_usage),
       cmocka_unit_test(test_supervisor_killed_at_least_once),
       cmocka_unit_test(test_supervisor_killed_at_most_once),
       cmocka_unit_test(test_live_run_refused_and_ledger_damage),
