@@ -985,7 +985,8 @@ static void test_kill_storm(void **state) {
   assert_int_equal(t.violations, 0);
   assert_int_equal(procs, 0);
   assert_int_equal(groups, 0);
-  assert_true(t.killed_supervisor > 0);
+  if (n >= 50) /* a storm that never hit the supervisor proved little */
+    assert_true(t.killed_supervisor > 0 && t.killed_watchdog > 0 && t.killed_controller > 0);
 }
 
 int main(void) {
