@@ -241,6 +241,33 @@ static json_t *load_report(const char *run_dir) {
   return r;
 }
 
+/* The report a watchdog wrote against docs/report.schema.json, when python3
+ * has jsonschema (else said so and skipped: the C validator lives in
+ * test_report_schema.c). */
+static void check_report_schema(const char *run_dir) {
+  static const char py[] = "import json, sys, jsonschema\n"
+                           "s = json.load(open(sys.argv[1])); d = json.load(open(sys.argv[2]))\n"
+                           "errs = list(jsonschema.Draft202012Validator(s).iter_errors(d))\n"
+                           "[print('/'.join(map(str, e.absolute_path)), e.message) for e in errs]\n"
+                           "sys.exit(1 if errs else 0)\n";
+  char schema[2048], report[2048];
+  snprintf(schema, sizeof(schema), "%s/docs/report.schema.json", test_source_root());
+  snprintf(report, sizeof(report), "%s/report.json", run_dir);
+  char *probe[] = {"/usr/bin/env", "python3", "-c", "import jsonschema", NULL};
+  struct test_cmd_result r = test_run(probe);
+  bool have = r.exit_status == 0;
+  test_cmd_result_free(&r);
+  if (!have) {
+    printf("# python3 jsonschema not installed: the watchdog's report is not schema-checked\n");
+    return;
+  }
+  char *argv[] = {"/usr/bin/env", "python3", "-c", (char *)py, schema, report, NULL};
+  r = test_run(argv);
+  if (r.exit_status != 0)
+    fail_msg("%s does not match the report schema:\n%s%s", report, r.out, r.err);
+  test_cmd_result_free(&r);
+}
+
 #define SKIP_WITHOUT_SANDBOX()                                                                     \
   do {                                                                                             \
     const char *why = test_sandbox_unavailable();                                                  \
@@ -296,6 +323,7 @@ static void kill_during_handler(const char *name, const char *delivery, struct c
   seen += witness_count(name, NULL);
   *witnessed = seen;
   *report = load_report(run_dir);
+  check_report_schema(run_dir);
   /* Nothing of the run is left. */
   assert_int_equal(test_count_processes("sleep 29.61"), 0);
   assert_int_equal(count_dirs_named("/sys/fs/cgroup", name, 6), 0);
