@@ -353,6 +353,7 @@ static const char *const network_fields[] = {"attempt", "network", NULL};
 static const char *const deadline_fields[] = {"scope", "activeDeadlineSeconds", "timeout", NULL};
 static const char *const shutdown_fields[] = {"strategy", "after", NULL};
 static const char *const crash_fields[] = {"at", "then", NULL};
+static const char *const controller_hang_fields[] = {"at", "then", "duration", "lease", NULL};
 
 static const struct action_def action_defs[] = {
     {"exit", FAULT_EXIT, TARGET_REQUIRED, exit_fields},
@@ -367,6 +368,7 @@ static const struct action_def action_defs[] = {
     {"deadline", FAULT_DEADLINE, TARGET_NONE, deadline_fields},
     {"shutdown", FAULT_SHUTDOWN, TARGET_OPTIONAL, shutdown_fields},
     {"controller-crash", FAULT_CONTROLLER_CRASH, TARGET_NONE, crash_fields},
+    {"controller-hang", FAULT_CONTROLLER_HANG, TARGET_NONE, controller_hang_fields},
 };
 #define N_ACTIONS (sizeof(action_defs) / sizeof(action_defs[0]))
 
@@ -670,6 +672,24 @@ static int parse_controller_crash(struct parse_ctx *ctx, const struct ydoc_node 
   return 0;
 }
 
+/* Stopped (SIGSTOP) at a crash point for `duration`, then woken: with a
+ * duration past the lease the supervisor has fenced it by then. */
+static int parse_controller_hang(struct parse_ctx *ctx, const struct ydoc_node *map,
+                                 struct fault *f) {
+  if (parse_controller_crash(ctx, map, f) < 0)
+    return -1;
+  const struct ydoc_node *d = require(ctx, map, "duration", "a controller-hang fault");
+  if (d == NULL || get_duration(ctx, d, "duration", &f->duration_ms) < 0)
+    return -1;
+  f->lease_ms = 1000;
+  const struct ydoc_node *lease = ydoc_get(map, "lease");
+  if (lease != NULL && get_duration(ctx, lease, "lease", &f->lease_ms) < 0)
+    return -1;
+  if (f->lease_ms < 10)
+    return fail_at(ctx, lease, "lease must be at least 10ms");
+  return 0;
+}
+
 static int parse_action_fields(struct parse_ctx *ctx, const struct ydoc_node *map,
                                struct fault *f) {
   switch (f->action) {
@@ -697,6 +717,8 @@ static int parse_action_fields(struct parse_ctx *ctx, const struct ydoc_node *ma
     return parse_shutdown(ctx, map, f);
   case FAULT_CONTROLLER_CRASH:
     return parse_controller_crash(ctx, map, f);
+  case FAULT_CONTROLLER_HANG:
+    return parse_controller_hang(ctx, map, f);
   }
   return 0;
 }
@@ -911,7 +933,8 @@ static int parse_arguments(struct parse_ctx *ctx, const struct ydoc_node *n,
 
 static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struct scenario *sc) {
   static const char *const keys[] = {"workflow",  "workflowSpec", "arguments", "seed",
-                                     "timeScale", "faults",       "expect",    NULL};
+                                     "timeScale", "faults",       "expect",    "delivery",
+                                     "compensate", NULL};
   const struct ydoc_node *spec = require(ctx, root, "spec", "a Scenario");
   if (spec == NULL || expect_kind(ctx, spec, YDOC_MAPPING, "spec") < 0 ||
       check_keys(ctx, spec, "spec", keys) < 0 || parse_workflow_ref(ctx, spec, sc) < 0 ||
@@ -935,6 +958,29 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struc
   }
   if (parse_faults(ctx, ydoc_get(spec, "faults"), sc) < 0)
     return -1;
+  const struct ydoc_node *delivery = ydoc_get(spec, "delivery");
+  if (delivery != NULL) {
+    const char *d = NULL;
+    if (get_string(ctx, delivery, "delivery", &d) < 0)
+      return -1;
+    if (strcmp(d, "at-most-once") == 0)
+      sc->at_most_once = true;
+    else if (strcmp(d, "at-least-once") != 0)
+      return fail_at(ctx, delivery, "delivery must be at-least-once or at-most-once, not '%s'", d);
+  }
+  const struct ydoc_node *compensate = ydoc_get(spec, "compensate");
+  if (compensate != NULL && compensate->kind == YDOC_MAPPING) {
+    /* Inline: a template like the workflow's own, checked when it joins it. */
+    const struct ydoc_node *name = require(ctx, compensate, "name", "an inline compensate template");
+    if (name == NULL || get_string(ctx, name, "name", &sc->compensate) < 0)
+      return -1;
+    sc->compensate_node = compensate;
+    sc->compensate_inline = true;
+  } else if (compensate != NULL) {
+    if (get_string(ctx, compensate, "compensate", &sc->compensate) < 0)
+      return -1;
+    sc->compensate_node = compensate;
+  }
   const struct ydoc_node *expect = ydoc_get(spec, "expect");
   if (expect != NULL && !ydoc_is_null(expect)) {
     if (expectations_validate(ctx->file, expect, ctx->err) < 0)
@@ -1127,6 +1173,12 @@ static int check_expect_targets(struct parse_ctx *ctx, const struct name_set *na
   return 0;
 }
 
+int scenario_add_compensate(const struct scenario *sc, struct workflow *wf, ep_error **err) {
+  if (!sc->compensate_inline)
+    return 0;
+  return workflow_add_template(wf, sc->file, sc->compensate_node, err);
+}
+
 int scenario_check_targets(const struct scenario *sc, const struct workflow *wf, ep_error **err) {
   struct parse_ctx ctx = {.file = sc->file, .err = err};
   struct name_set names = {0};
@@ -1146,6 +1198,12 @@ int scenario_check_targets(const struct scenario *sc, const struct workflow *wf,
               wf->name);
       goto out;
     }
+  }
+  if (sc->compensate != NULL && !sc->compensate_inline &&
+      workflow_find_template(wf, sc->compensate) == NULL) {
+    fail_at(&ctx, sc->compensate_node, "compensate: '%s' is not a template of workflow '%s'",
+            sc->compensate, wf->name);
+    goto out;
   }
   if (check_expect_targets(&ctx, &names, sc->expect, "nodes", wf->name) < 0 ||
       check_expect_targets(&ctx, &names, sc->expect, "logs", wf->name) < 0)
@@ -1349,6 +1407,14 @@ static int describe_action(const struct fault *f, char **what) {
                     whole ? "" : "'", a);
   case FAULT_CONTROLLER_CRASH:
     return asprintf(what, "crash the controller (SIGKILL) at %s, then %s", f->crash_at,
+                    f->crash_then == CRASH_THEN_RESTART      ? "restart it"
+                    : f->crash_then == CRASH_THEN_LOSE_STATE ? "restart it with its state lost"
+                                                             : "leave it down");
+  case FAULT_CONTROLLER_HANG:
+    format_ms(a, sizeof(a), f->duration_ms);
+    format_ms(b, sizeof(b), f->lease_ms);
+    return asprintf(what, "stop the controller (SIGSTOP) at %s for %s (lease %s), then %s",
+                    f->crash_at, a, b,
                     f->crash_then == CRASH_THEN_RESTART      ? "restart it"
                     : f->crash_then == CRASH_THEN_LOSE_STATE ? "restart it with its state lost"
                                                              : "leave it down");

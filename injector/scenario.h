@@ -31,6 +31,7 @@ enum fault_action {
   FAULT_DEADLINE,
   FAULT_SHUTDOWN,
   FAULT_CONTROLLER_CRASH,
+  FAULT_CONTROLLER_HANG,
 };
 
 /* exit: replace the step's command, or let it run and then exit with the code. */
@@ -104,9 +105,13 @@ struct fault {
   /* shutdown */
   enum fault_shutdown strategy;
 
-  /* controller-crash: the crash point (glob allowed, see exitprobe crash-points) */
+  /* controller-crash, controller-hang: the crash point (glob allowed, see
+   * exitprobe crash-points) and what follows the controller's death */
   char *crash_at;
   enum fault_crash_then crash_then;
+  /* controller-hang: stopped for duration_ms (real time); the supervisor's
+   * lease on the controller is lease_ms (default 1 s) */
+  int64_t lease_ms;
 
   struct src_pos pos;        /* the fault's mapping */
   struct src_pos action_pos; /* its `action:` value */
@@ -141,6 +146,17 @@ struct scenario {
   struct fault *faults;
   size_t n_faults;
 
+  /* spec.delivery: the compensating cleanup's delivery policy.  false:
+   * at-least-once (default, for cleanup); true: at-most-once (notifications). */
+  bool at_most_once;
+  /* spec.compensate: the template the watchdog runs as the compensation
+   * instead of the onExit template -- a template of the workflow by name, or
+   * an inline template (a mapping, compensate_inline), added to the workflow
+   * by scenario_add_compensate.  NULL when absent. */
+  const char *compensate;
+  const struct ydoc_node *compensate_node;
+  bool compensate_inline;
+
   /* spec.expect, validated by expectations_validate; NULL when absent. */
   const struct ydoc_node *expect;
 
@@ -167,6 +183,9 @@ int scenario_load_workflow_doc(const struct scenario *sc, struct ydoc **out, ep_
  * node names only known at run time and are accepted.  EP_EXIT_USAGE with
  * the target's line:column. */
 int scenario_check_targets(const struct scenario *sc, const struct workflow *wf, ep_error **err);
+
+/* An inline compensate: template joins the workflow (no-op otherwise). */
+int scenario_add_compensate(const struct scenario *sc, struct workflow *wf, ep_error **err);
 
 /* For `exitprobe run PATH`: is this YAML file a Scenario (kind: Scenario)
  * rather than a Workflow?  A file that does not parse counts as a scenario

@@ -336,6 +336,8 @@ json_t *report_build(const struct run_state *st) {
   if (st->n_watchdog_actions > 0) {
     json_t *wd = must(json_object());
     set(wd, "actions", strv_array(st->watchdog_actions, st->n_watchdog_actions));
+    if (st->watchdog_delivery != NULL)
+      set(wd, "delivery", must(json_string(st->watchdog_delivery)));
     set(root, "watchdog", wd);
   }
   return root;

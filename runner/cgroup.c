@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -876,4 +877,100 @@ void ep_cg_manager_free(struct ep_cg_manager *m) {
     free(m->notes[i]);
   free(m->notes);
   free(m);
+}
+
+const char *ep_cg_manager_run_path(const struct ep_cg_manager *m, size_t i) {
+  size_t k = 0;
+  for (size_t j = 0; m != NULL && j < m->n; j++)
+    if (m->h[j].run_path != NULL && k++ == i)
+      return m->h[j].run_path;
+  return NULL;
+}
+
+/* A member is signalled through a pidfd opened while it is listed, and only
+ * if it is still listed after: a PID recycled between the read of
+ * cgroup.procs and the open is not a member, so it is never signalled. */
+static int kill_members_by_pidfd(int dirfd) {
+  int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  FILE *f = fdopen(fd, "r");
+  if (f == NULL) {
+    close(fd);
+    return 0;
+  }
+  long pids[256];
+  size_t n = 0;
+  long pid;
+  while (n < 256 && fscanf(f, "%ld", &pid) == 1)
+    pids[n++] = pid;
+  fclose(f);
+  int killed = 0;
+  for (size_t i = 0; i < n; i++) {
+    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pids[i], 0);
+    if (pfd < 0)
+      continue;
+    bool listed = false;
+    fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+    f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    while (f != NULL && !listed && fscanf(f, "%ld", &pid) == 1)
+      listed = pid == pids[i];
+    if (f != NULL)
+      fclose(f);
+    else if (fd >= 0)
+      close(fd);
+    if (listed && syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0) == 0)
+      killed++;
+    close(pfd);
+  }
+  return killed;
+}
+
+static int fence_tree(int group_fd, int *killed, int *busy) {
+  int removed = 0;
+  if (write_at(group_fd, "cgroup.kill", "1") != 0)
+    *killed += kill_members_by_pidfd(group_fd);
+  int dup_fd = openat(group_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+  if (d == NULL) {
+    if (dup_fd >= 0)
+      close(dup_fd);
+    return 0;
+  }
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_type != DT_DIR || e->d_name[0] == '.')
+      continue;
+    int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sub < 0)
+      continue;
+    removed += fence_tree(sub, killed, busy);
+    close(sub);
+    if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
+      removed++;
+    else if (errno != ENOENT)
+      (*busy)++;
+  }
+  closedir(d);
+  return removed;
+}
+
+int ep_cg_fence_path(const char *path, int *killed) {
+  int removed = 0, dummy = 0;
+  if (killed == NULL)
+    killed = &dummy;
+  for (int round = 0; round < 400; round++) {
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+      return errno == ENOENT ? removed : -1;
+    int busy = 0;
+    removed += fence_tree(dfd, killed, &busy);
+    close(dfd);
+    if (busy == 0 && rmdir(path) == 0)
+      return removed + 1;
+    if (errno == ENOENT)
+      return removed;
+    usleep(5000);
+  }
+  return -1;
 }

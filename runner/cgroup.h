@@ -89,6 +89,19 @@ int ep_cg_step_freeze(struct ep_cg_step *s, bool frozen, ep_error **err);
  * not create (the steps of a controller that died); returns how many. */
 int ep_cg_manager_sweep_foreign(struct ep_cg_manager *m);
 
+/* Absolute path of the run-level group in the i-th usable hierarchy, NULL
+ * past the end: recorded in the ledger so that `exitprobe watchdog` can
+ * fence a run whose runner was killed by its cgroups, not by a PID. */
+const char *ep_cg_manager_run_path(const struct ep_cg_manager *m, size_t i);
+
+/* Fence another process's run by its group's path: kill every process in
+ * the group and below (cgroup.kill where there is one, else each member
+ * through a pidfd taken while it is still listed), remove the subgroups and
+ * the group itself.  Returns the number of groups removed (0 when the path
+ * is gone) and adds the processes signalled to *killed; -1 when something
+ * is still busy after ~2 s. */
+int ep_cg_fence_path(const char *path, int *killed);
+
 /* Send sig to every process of the step's group but `except`; returns how
  * many were signalled, -1 when the step has no group. */
 int ep_cg_step_signal(const struct ep_cg_step *s, int sig, pid_t except);

@@ -29,6 +29,7 @@ struct run_args {
   size_t n_requires;
   const char **quick_faults;   /* --fault TARGET:ACTION[=VALUE][@AFTER] */
   size_t n_quick_faults;
+  const char *run_dir;         /* --run-dir: placed here, kept, supervised */
   int grace_ms;
   int color;                   /* -1 auto, 0 never, 1 always */
   bool quiet;
@@ -50,6 +51,8 @@ int cli_report(int argc, char **argv);
 int cli_matrix(int argc, char **argv);
 /* `exitprobe replay REPORT.json`: one matrix cell again (cli_matrix.c) */
 int cli_replay(int argc, char **argv);
+/* `exitprobe watchdog RUN_DIR`: reconcile a run whose supervisor died (cli_watchdog.c) */
+int cli_watchdog(int argc, char **argv);
 /* `exitprobe verify SCENARIO STATUS.json`: expectations against argo get -o json (cli_cluster.c) */
 int cli_verify(int argc, char **argv);
 /* `exitprobe export SCENARIO --target argo [-o FILE]`: a Workflow manifest for a cluster */

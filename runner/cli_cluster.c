@@ -404,6 +404,7 @@ static void note_shutdown(struct translation *t, const struct fault *f) {
 static const char *inexpressible_reason(const struct fault *f) {
   switch (f->action) {
   case FAULT_CONTROLLER_CRASH:
+  case FAULT_CONTROLLER_HANG:
     return "the controller's crash points are exitprobe's own; on a cluster kill the "
            "workflow-controller pod by hand (kubectl -n argo delete pod -l "
            "app=workflow-controller), at no precise point";

@@ -48,6 +48,9 @@ static void print_run_usage(FILE *out) {
         "                              (loopback only); pods have a network by default\n"
         "      --color WHEN            auto (default), always or never; NO_COLOR is honoured\n"
         "  -q, --quiet                 no live progress lines on stderr\n"
+        "      --run-dir DIR           keep the run's directory (ledger, controller state)\n"
+        "                              in DIR and supervise the run, so that `exitprobe\n"
+        "                              watchdog DIR` can reconcile it if this process dies\n"
         "      --fault TARGET:ACTION[=VALUE][@AFTER]\n"
         "                              inject a fault for a quick try (repeatable), e.g.\n"
         "                              work:exit=3, work:signal=SIGKILL@200ms, work:hang,\n"
@@ -87,7 +90,7 @@ static int parse_duration_ms(const char *text, int *out) {
 }
 static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err) {
   enum { OPT_GRACE = 256, OPT_COLOR, OPT_NET, OPT_IMAGE, OPT_REPORT_DIR, OPT_JUNIT, OPT_DRY_RUN,
-         OPT_REQUIRE, OPT_FAULT };
+         OPT_REQUIRE, OPT_FAULT, OPT_RUN_DIR };
   static const struct option longopts[] = {
       {"parameter", required_argument, NULL, 'p'},
       {"parameter-file", required_argument, NULL, 'f'},
@@ -97,6 +100,7 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
       {"dry-run", no_argument, NULL, OPT_DRY_RUN},
       {"require", required_argument, NULL, OPT_REQUIRE},
       {"fault", required_argument, NULL, OPT_FAULT},
+      {"run-dir", required_argument, NULL, OPT_RUN_DIR},
       {"report", required_argument, NULL, 'r'},
       {"grace-period", required_argument, NULL, OPT_GRACE},
       {"color", required_argument, NULL, OPT_COLOR},
@@ -170,6 +174,9 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
       break;
     case OPT_FAULT:
       cli_push(&a->quick_faults, &a->n_quick_faults, optarg);
+      break;
+    case OPT_RUN_DIR:
+      a->run_dir = optarg;
       break;
     case 'q':
       a->quiet = true;
@@ -318,7 +325,8 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
   struct run_request req = {
       .wf = wf, .workflow_file = a->workflow_path, .sandbox = sandbox, .faults = plan,
       .grace_ms = a->grace_ms, .isolate_network = a->isolate_network, .quiet = a->quiet,
-      .images = a->images, .n_images = a->n_images,
+      .images = a->images, .n_images = a->n_images, .run_dir = a->run_dir,
+      .params = a->params, .n_params = a->n_params,
   };
   if (run_workflow(&req, &st, err) < 0)
     goto fail;

@@ -123,6 +123,8 @@ static int load_scenario(const char *path, struct scenario_run *r, ep_error **er
     ydoc_free(doc);
     return -1;
   }
+  if (scenario_add_compensate(r->sc, r->wf, err) < 0)
+    return -1;
   return scenario_check_targets(r->sc, r->wf, err);
 }
 
@@ -181,7 +183,9 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
       .wf = r->wf, .workflow_file = r->sc->workflow_path ? r->sc->workflow_path : r->path,
       .sandbox = sandbox, .faults = plan, .time_scale = r->sc->time_scale, .has_seed = true,
       .seed = r->sc->seed, .grace_ms = a->grace_ms, .isolate_network = a->isolate_network,
-      .quiet = true, .images = a->images, .n_images = a->n_images,
+      .quiet = true, .images = a->images, .n_images = a->n_images, .run_dir = a->run_dir,
+      .scenario_file = r->path, .delivery = r->sc->at_most_once ? 1 : 0,
+      .compensate = r->sc->compensate,
   };
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -310,6 +314,11 @@ int cli_run_scenarios(struct run_args *a) {
   for (size_t i = 0; i < n; i++)
     if (load_scenario(paths[i], &runs[i], &err) < 0)
       goto bad_input;
+  if (a->run_dir != NULL && n > 1) {
+    err = NULL;
+    ep_error_set(&err, EP_EXIT_USAGE, "--run-dir names one run directory but %zu scenarios were given", n);
+    goto bad_input;
+  }
   if (n == 0) {
     fprintf(stderr, "exitprobe: no scenario found in the paths given: nothing was exercised\n");
     status = 4;

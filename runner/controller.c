@@ -49,9 +49,52 @@ static void persist_state(struct controller *c) {
   }
 }
 
+/* One line on the supervisor's journal, acknowledged.  Every line also
+ * renews the controller's lease. */
+static void journal_send(struct controller *c, const char *type, const struct wf_node *node,
+                         bool sync) {
+  if (!c->opts->supervised)
+    return;
+  char line[2048];
+  int len = snprintf(line, sizeof(line), "%s\t%d\t%s\t%s\t%s\n", type, sync ? 1 : 0,
+                     node ? node->name : "", node ? node->display_name : "",
+                     node ? node_phase_name(node->phase) : "");
+  if (len > 0 && (size_t)len < sizeof(line)) {
+    char ack;
+    /* The event is durable once acknowledged; a supervisor gone means we are fenced. */
+    if (write(c->opts->journal_fd, line, (size_t)len) != len ||
+        read(c->opts->ack_fd, &ack, 1) != 1)
+      _exit(EP_EXIT_INTERNAL);
+  }
+  c->lease_renewed_us = now_realtime_us();
+}
+
+/* A quiet controller still renews its lease, so that one whose lease runs
+ * out is one that hangs. */
+static void renew_lease(struct controller *c) {
+  if (!c->opts->supervised || c->opts->lease_ms <= 0)
+    return;
+  int64_t period = (int64_t)c->opts->lease_ms * 1000 / 3;
+  if (now_realtime_us() - c->lease_renewed_us >= period)
+    journal_send(c, "lease", NULL, false);
+  want_wakeup(c, c->lease_renewed_us + period);
+}
+
 void crash_point(struct controller *c, const char *point) {
   if (c->opts->crash_at == NULL || fnmatch(c->opts->crash_at, point, 0) != 0)
     return;
+  if (c->opts->hang_ms > 0) {
+    if (c->hang_fired)
+      return;
+    c->hang_fired = true;
+    progress(c, "  controller hangs at %s (SIGSTOP)", point);
+    /* Announced first: the supervisor wakes it when the hang is over. */
+    journal_send(c, "hang", NULL, true);
+    raise(SIGSTOP);
+    /* Woken: within the lease (a supervisor past it has killed us). */
+    progress(c, "  controller woke up at %s", point);
+    return;
+  }
   progress(c, "  controller crashes at %s (SIGKILL)", point);
   raise(SIGKILL);
 }
@@ -61,19 +104,7 @@ void controller_event(struct controller *c, const char *type, const struct wf_no
   /* The controller's own state is persisted with every event, as Argo
    * persists the workflow's status with every change it acts on. */
   persist_state(c);
-  if (c->opts->supervised) {
-    char line[2048];
-    int len = snprintf(line, sizeof(line), "%s\t%d\t%s\t%s\t%s\n", type, sync ? 1 : 0,
-                       node ? node->name : "", node ? node->display_name : "",
-                       node ? node_phase_name(node->phase) : "");
-    if (len > 0 && (size_t)len < sizeof(line)) {
-      char ack;
-      /* The event is durable once acknowledged; a supervisor gone means we are fenced. */
-      if (write(c->opts->journal_fd, line, (size_t)len) != len ||
-          read(c->opts->ack_fd, &ack, 1) != 1)
-        _exit(EP_EXIT_INTERNAL);
-    }
-  }
+  journal_send(c, type, node, sync);
   /* The crash point after this durable write. */
   char point[2048] = "";
   if (node != NULL)
@@ -570,6 +601,7 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
   if (setup_loop(&c) < 0)
     goto out;
   reconcile(&c);
+  renew_lease(&c);
   arm_wakeup(&c);
   while (!c.internal_error && !run_finished(&c)) {
     struct epoll_event events[32];
@@ -610,6 +642,7 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
       maybe_finish_pod(&c, p);
     }
     reconcile(&c);
+    renew_lease(&c);
     arm_wakeup(&c);
     persist_state(&c);
   }

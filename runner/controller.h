@@ -41,6 +41,8 @@ struct controller_options {
   bool supervised;
   int journal_fd, ack_fd;
   const char *crash_at;        /* crash point (glob) at which to die by SIGKILL, or NULL */
+  int64_t hang_ms;             /* > 0: at crash_at stop (SIGSTOP) instead, once: controller-hang */
+  int lease_ms;                /* > 0: renew the supervisor's lease at least every third of it */
   const char *state_path;      /* persist the state (report JSON) after every pass, or NULL */
   bool resume;                 /* st holds a persisted state to carry on from */
   const char *step_env;        /* "NAME=VALUE" added to every step's environment, or NULL */

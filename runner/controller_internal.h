@@ -85,6 +85,8 @@ struct controller {
   int64_t next_wakeup_us;   /* earliest time a pass must run again, 0 = none */
   bool handler_intent_sent; /* this controller process journaled the exit handler's start */
   bool handler_done_sent;
+  bool hang_fired;          /* controller-hang: this process already stopped once */
+  int64_t lease_renewed_us; /* last line on the supervisor's journal */
 };
 
 /* A durable event for the supervisor ("node-started", ...), then the crash

@@ -88,7 +88,8 @@ static bool remove_stale_run_dir(const char *tmp_dir, const char *name, long pid
   return removed;
 }
 
-size_t leftovers_sweep_run_dirs(const char *tmp_dir, FILE *log) {
+size_t leftovers_sweep_run_dirs(const char *tmp_dir, leftovers_keep_fn keep, void *keep_ctx,
+                                FILE *log) {
   DIR *d = opendir(tmp_dir);
   if (d == NULL)
     return 0;
@@ -98,6 +99,11 @@ size_t leftovers_sweep_run_dirs(const char *tmp_dir, FILE *log) {
     int pid = 0, used = 0;
     if (sscanf(e->d_name, "exitprobe-run-%d-%n", &pid, &used) != 1 || used == 0 ||
         !leftovers_pid_gone(pid))
+      continue;
+    char *dir = xasprintf("%s/%s", tmp_dir, e->d_name);
+    bool kept = keep != NULL && keep(dir, keep_ctx);
+    free(dir);
+    if (kept)
       continue;
     if (remove_stale_run_dir(tmp_dir, e->d_name, pid, log))
       removed++;

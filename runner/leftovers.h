@@ -18,10 +18,14 @@
 bool leftovers_pid_gone(long pid);
 
 /* Removes the run directories in tmp_dir (normally "/tmp") of exitprobe
- * processes that are gone, detaching the step mounts in them first.  Two
+ * processes that are gone, detaching the step mounts in them first; keep
+ * (may be NULL) is asked first and may keep one (it holds a ledger for
+ * `exitprobe watchdog`).  Two
  * runs sweeping at once remove each directory once, and only the one that
  * removed it says so.  Returns how many were removed. */
-size_t leftovers_sweep_run_dirs(const char *tmp_dir, FILE *log);
+typedef bool (*leftovers_keep_fn)(const char *dir, void *ctx);
+size_t leftovers_sweep_run_dirs(const char *tmp_dir, leftovers_keep_fn keep, void *keep_ctx,
+                                FILE *log);
 
 /* Removes the run cgroups "<name>-<pid>" directly under base (a
  * hierarchy's exitprobe/ group) whose pid is gone, with their step groups;

@@ -22,6 +22,7 @@ static void print_usage(FILE *out) {
         "  report REPORT|DIR    render saved JSON reports: text, html, junit, tap, github\n"
         "  matrix WORKFLOW.yaml run the workflow under every fault and crash point: a table\n"
         "  replay REPORT.json   run one matrix cell again, alone\n"
+        "  watchdog RUN_DIR     reconcile a supervised run whose exitprobe process died\n"
         "  export SCENARIO --target argo  the scenario as a Workflow manifest for a cluster\n"
         "  verify SCENARIO STATUS.json    check expectations against argo get -o json\n"
         "\n"
@@ -63,6 +64,8 @@ int main(int argc, char **argv) {
     return cli_replay(argc - 1, argv + 1);
   if (strcmp(cmd, "verify") == 0)
     return cli_verify(argc - 1, argv + 1);
+  if (strcmp(cmd, "watchdog") == 0)
+    return cli_watchdog(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0)
     return cli_export(argc - 1, argv + 1);
   fprintf(stderr, "exitprobe: unknown command '%s'\n\n", cmd);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "../injector/faults.h"
+#include "../watchdog/reconcile.h"
 #include "../watchdog/supervisor.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 /* exitprobe-argosay sits beside the binary (installed) or in runner/ (build tree). */
-static char *find_argosay(void) {
+char *find_argosay(void) {
   char self[4096];
   ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (len <= 0)
@@ -88,14 +89,33 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 
 static void remove_run_dir(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+/* A stale run directory holding a ledger is evidence and work for
+ * `exitprobe watchdog`, which reconciles it (runs the compensation if the
+ * record asks for it): the sweep keeps it and says so, since it runs
+ * inside someone else's unrelated run. */
+static bool keep_for_watchdog(const char *dir, void *ctx) {
+  FILE *log = ctx;
+  bool live = false;
+  if (!run_dir_needs_watchdog(dir, &live))
+    return false;
+  if (!live && log != NULL)
+    fprintf(log,
+            "exitprobe: %s was left by a supervised run that did not finish: reconcile it with "
+            "`exitprobe watchdog %s`\n",
+            dir, dir);
+  return true;
+}
+
 int run_workflow(const struct run_request *req, struct run_state **out, ep_error **err) {
   const struct workflow *wf = req->wf;
   struct run_state *st = run_state_new();
-  char work_dir[64];
+  char work_dir[4096];
   snprintf(work_dir, sizeof(work_dir), "/tmp/exitprobe-run-%d-XXXXXX", (int)getpid());
+  if (req->run_dir != NULL)
+    snprintf(work_dir, sizeof(work_dir), "%s", req->run_dir);
   /* Run directories are named after their exitprobe process: those of
    * runs that were killed are removed, and the user is told. */
-  leftovers_sweep_run_dirs("/tmp", stderr);
+  leftovers_sweep_run_dirs("/tmp", keep_for_watchdog, stderr, stderr);
   char *step_dirs = NULL, *argosay = NULL;
   int rc = -1;
   st->workflow_name = strdup(wf->name);
@@ -108,7 +128,16 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   describe_environment(st, sandbox_context_capabilities(req->sandbox), req->isolate_network);
   for (size_t i = 0; i < wf->n_warnings; i++)
     run_state_add_warning(st, "%s", wf->warnings[i]);
-  if (mkdtemp(work_dir) == NULL) {
+  if (req->run_dir != NULL) {
+    /* An existing empty directory is fine; one holding another run is not. */
+    if (mkdir(work_dir, 0700) < 0 && (errno != EEXIST || rmdir(work_dir) < 0 ||
+                                       mkdir(work_dir, 0700) < 0)) {
+      ep_error_set_errno(err, EP_EXIT_USAGE, errno,
+                         "--run-dir %s: cannot create it, or it is not an empty directory",
+                         work_dir);
+      goto out;
+    }
+  } else if (mkdtemp(work_dir) == NULL) {
     ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot create a work directory in /tmp");
     goto out;
   }
@@ -127,12 +156,20 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
       .work_dir = step_dirs,
   };
   const struct fault *crash = fault_plan_find(req->faults, FAULT_CONTROLLER_CRASH);
-  if (crash != NULL) {
+  if (crash == NULL)
+    crash = fault_plan_find(req->faults, FAULT_CONTROLLER_HANG);
+  if (crash != NULL || req->run_dir != NULL) {
     /* A scenario crashes the controller: run it as a separate process under
      * the supervisor, which owns the ledger and takes over when it dies. */
     struct supervise_request sreq = {.wf = wf, .sandbox = req->sandbox, .plan = req->faults,
                                      .crash = crash, .run_dir = work_dir, .opts = copts,
-                                     .fresh = st};
+                                     .fresh = st,
+                                     .source_file = req->scenario_file ? req->scenario_file
+                                                                       : req->workflow_file,
+                                     .source_is_scenario = req->scenario_file != NULL,
+                                     .params = req->params, .n_params = req->n_params,
+                                     .delivery = (enum delivery_policy)req->delivery,
+                                     .compensate = req->compensate};
     struct run_state *result = NULL;
     st = NULL; /* consumed by supervise */
     rc = supervise(&sreq, &result, err);
@@ -140,7 +177,10 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   } else {
     rc = controller_run(wf, req->sandbox, &copts, st, err);
   }
-  remove_run_dir(work_dir);
+  if (req->run_dir != NULL)
+    run_dir_release_steps(work_dir); /* the ledger and states stay: the user asked for them */
+  else
+    remove_run_dir(work_dir);
 out:
   free(step_dirs);
   free(argosay);

@@ -25,11 +25,24 @@ struct run_request {
   bool quiet;                  /* no live progress on stderr */
   const struct image_entrypoint *images;
   size_t n_images;
+  /* --run-dir: the run directory is placed here and kept, and the run is
+   * supervised (ledger, separate controller process) even without a
+   * controller fault, so that `exitprobe watchdog DIR` can reconcile it if
+   * this process is killed.  NULL: /tmp/exitprobe-run-<pid>-XXXXXX, removed. */
+  const char *run_dir;
+  const char *scenario_file;     /* the scenario run, or NULL (for the ledger) */
+  const struct param_override *params; /* -p overrides (for the ledger) */
+  size_t n_params;
+  int delivery;                  /* enum delivery_policy of the compensation */
+  const char *compensate;        /* scenario's compensate: template, or NULL */
 };
 
 /* Run to the end.  *out is the run's state (the caller frees it) on
  * success; on an internal failure -1 and err. */
 int run_workflow(const struct run_request *req, struct run_state **out, ep_error **err);
+
+/* exitprobe-argosay beside the binary or in the build tree, or NULL.  malloc'd. */
+char *find_argosay(void);
 
 /* Kubernetes-style random identity for a run. */
 char *new_workflow_uid(void);

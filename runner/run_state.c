@@ -300,6 +300,7 @@ void run_state_free(struct run_state *st) {
   free_strv(st->notes, st->n_notes);
   free_strv(st->warnings, st->n_warnings);
   free_strv(st->watchdog_actions, st->n_watchdog_actions);
+  free(st->watchdog_delivery);
   for (size_t i = 0; i < st->n_faults; i++) {
     struct fault_record *f = &st->faults[i];
     free(f->action);

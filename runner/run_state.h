@@ -134,6 +134,7 @@ struct run_state {
   /* Supervised runs: what the watchdog did */
   char **watchdog_actions;
   size_t n_watchdog_actions;
+  char *watchdog_delivery;   /* its delivery policy ("at-least-once"), NULL when unsupervised */
 
   /* Scenario runs */
   struct fault_record *faults;

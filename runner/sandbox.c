@@ -1463,6 +1463,10 @@ int sandbox_context_fence_foreign(struct sandbox_context *ctx) {
   return ctx->cg != NULL ? ep_cg_manager_sweep_foreign(ctx->cg) : 0;
 }
 
+const char *sandbox_context_cgroup_path(const struct sandbox_context *ctx, size_t i) {
+  return ctx->cg != NULL ? ep_cg_manager_run_path(ctx->cg, i) : NULL;
+}
+
 void sandbox_context_free(struct sandbox_context *ctx) {
   if (ctx == NULL)
     return;

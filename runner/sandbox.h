@@ -71,6 +71,10 @@ const struct sandbox_capabilities *sandbox_context_capabilities(const struct san
  * fence.  Returns how many groups were removed. */
 int sandbox_context_fence_foreign(struct sandbox_context *ctx);
 
+/* The run-level cgroup of this context in its i-th hierarchy, NULL past the
+ * end (the ledger records them for `exitprobe watchdog`). */
+const char *sandbox_context_cgroup_path(const struct sandbox_context *ctx, size_t i);
+
 /* Kill every step still running, remove every cgroup this context created. */
 void sandbox_context_free(struct sandbox_context *ctx);
 

@@ -136,6 +136,9 @@ static void load_rest(struct run_state *st, const json_t *report) {
   for (size_t i = 0; i < json_array_size(actions); i++)
     if (json_is_string(json_array_get(actions, i)))
       run_state_add_watchdog_action(st, json_string_value(json_array_get(actions, i)));
+  const char *delivery = str(json_object_get(report, "watchdog"), "delivery");
+  if (delivery != NULL)
+    st->watchdog_delivery = strdup(delivery);
   if (json_is_integer(json_object_get(run, "seed"))) {
     st->has_seed = true;
     st->seed = (uint64_t)json_integer_value(json_object_get(run, "seed"));

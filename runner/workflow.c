@@ -997,6 +997,25 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
   return parse_steps(ctx, steps, t);
 }
 
+int workflow_add_template(struct workflow *wf, const char *file, const struct ydoc_node *n,
+                          ep_error **err) {
+  struct parse_ctx ctx = {.file = file, .wf = wf, .err = err};
+  struct wf_template t = {0};
+  if (parse_template(&ctx, n, &t) < 0) {
+    template_free(&t);
+    return -1;
+  }
+  if (workflow_find_template(wf, t.name) != NULL) {
+    const struct ydoc_node *name = ydoc_get(n, "name");
+    fail_at(&ctx, name, "template '%s' already exists in workflow '%s'", t.name, wf->name);
+    template_free(&t);
+    return -1;
+  }
+  wf->templates = xreallocarray(wf->templates, wf->n_templates + 1, sizeof(*wf->templates));
+  wf->templates[wf->n_templates++] = t;
+  return 0;
+}
+
 const struct wf_template *workflow_find_template(const struct workflow *wf, const char *name) {
   for (size_t i = 0; i < wf->n_templates; i++)
     if (strcmp(wf->templates[i].name, name) == 0)

@@ -190,6 +190,13 @@ void workflow_free(struct workflow *wf);
 
 const struct wf_template *workflow_find_template(const struct workflow *wf, const char *name);
 
+/* Add one template given outside the workflow (a scenario's inline
+ * `compensate:` template, a mapping in `file`), parsed and checked as the
+ * workflow's own are; a name the workflow already uses is refused.  The
+ * node must outlive wf.  EP_EXIT_USAGE errors at its line:column. */
+int workflow_add_template(struct workflow *wf, const char *file, const struct ydoc_node *n,
+                          ep_error **err);
+
 /* Go durations ("10s", "1m30s", "500ms") or, where Argo allows, bare seconds. */
 int parse_duration_seconds(const char *text, bool allow_bare, double *out);
 

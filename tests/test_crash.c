@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "ledger.h"
 #include "test_helpers.h"
 
 static const char *const workflows[] = {
@@ -63,7 +64,32 @@ struct tally {
   int cells, by_controller, by_watchdog, twice, not_reached;
 };
 
-static void run_cell(const char *wf, const char *point, const char *mode, struct tally *t) {
+static int count_terminal(void *ctx, const struct ledger_record *rec, ep_error **err) {
+  (void)err;
+  int *n = ctx;
+  *n += rec->type == LEDGER_T_EXIT_HANDLER_DONE || rec->type == LEDGER_T_COMPENSATION_DONE ||
+        rec->type == LEDGER_T_OUTCOME_UNKNOWN;
+  return 0;
+}
+
+/* Terminal records of the exit handler in the run's ledger: its outcome,
+ * by the controller or the watchdog, or "unknown" -- exactly one. */
+static int terminal_records(const char *run_dir) {
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/ledger.log", run_dir);
+  struct ledger *l = NULL;
+  struct ledger_options lo = {.flags = LEDGER_RDONLY};
+  ep_error *e = NULL;
+  int n = 0;
+  if (ledger_open(path, &lo, &l, NULL, &e) < 0 || ledger_foreach(l, count_terminal, &n, &e) < 0)
+    fail_msg("%s: %s", path, e ? e->message : "?");
+  ledger_close(&l);
+  return n;
+}
+
+/* One cell of the table printed for docs/CRASH-POINTS.md (scripts/crash-table.sh). */
+static void run_cell(const char *wf, const char *point, const char *mode, struct tally *t,
+                     char *cell, size_t cell_size) {
   char text[4096];
   snprintf(text, sizeof(text),
            "apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: crash-cell}\n"
@@ -72,8 +98,10 @@ static void run_cell(const char *wf, const char *point, const char *mode, struct
            test_path(test_source_root(), wf), point, mode);
   const char *scenario = test_write_temp("cell.yaml", text);
   const char *report = test_path(test_temp_dir(), "cell.json");
+  char run_dir[1024];
+  snprintf(run_dir, sizeof(run_dir), "%s", test_path(test_temp_dir(), "run"));
   char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--report", (char *)report,
-                  (char *)scenario, NULL};
+                  "--run-dir", run_dir, (char *)scenario, NULL};
   struct test_cmd_result r = test_run(argv);
   json_error_t jerr;
   json_t *root = json_load_file(report, 0, &jerr);
@@ -85,6 +113,14 @@ static void run_cell(const char *wf, const char *point, const char *mode, struct
   int runs = (int)json_integer_value(json_object_get(eh, "runs"));
   const char *by = json_string_value(json_object_get(eh, "by"));
   t->cells++;
+  int terminal = terminal_records(run_dir);
+  if (terminal != 1)
+    fail_msg("%s at %s (%s): %d terminal records of the exit handler in the ledger", wf, point,
+             mode, terminal);
+  if (!fired)
+    snprintf(cell, cell_size, "not reached");
+  else
+    snprintf(cell, cell_size, "%s, %d run%s", by ? by : "none", runs, runs == 1 ? "" : "s");
   if (!fired) {
     /* A point the run never met (a node that did not run): inconclusive, said so. */
     assert_int_equal(r.exit_status, 3);
@@ -125,9 +161,13 @@ static void test_every_crash_point_every_mode(void **state) {
     char **points = crash_points(test_path(test_source_root(), workflows[w]), &n);
     assert_true(n >= 4);
     total_points += n;
+    printf("table: \ntable: `%s`\ntable: \n", workflows[w]);
+    printf("table: | crash point | restart | lose-state | stay-down |\ntable: |---|---|---|---|\n");
     for (size_t p = 0; p < n; p++) {
+      char cells[3][128];
       for (size_t m = 0; m < 3; m++)
-        run_cell(workflows[w], points[p], modes[m], &t);
+        run_cell(workflows[w], points[p], modes[m], &t, cells[m], sizeof(cells[m]));
+      printf("table: | `%s` | %s | %s | %s |\n", points[p], cells[0], cells[1], cells[2]);
       free(points[p]);
     }
     free(points);

@@ -420,6 +420,10 @@ static void m_node_flag(json_t *r) { json_object_set_new(main_node(r), "nodeFlag
 static void m_fault_action(json_t *r) { json_object_set_new(json_array_get(at(r, "faults", NULL, NULL), 0), "action", json_string("meteor")); }
 static void m_expectation(json_t *r) { json_object_del(json_array_get(at(r, "expectations", NULL, NULL), 0), "line"); }
 static void m_verdict(json_t *r) { json_object_set_new(r, "verdict", json_string("maybe")); }
+static void m_delivery(json_t *r) {
+  json_object_set_new(r, "watchdog", json_pack("{s:[s], s:s}", "actions", "compensated", "delivery",
+                                               "exactly-once"));
+}
 
 static void test_validator_catches_violations(void **state) {
   (void)state;
@@ -443,6 +447,7 @@ static void test_validator_catches_violations(void **state) {
       {"an unknown fault action", "/faults/0/action", m_fault_action},
       {"an expectation without its line", "/expectations/0", m_expectation},
       {"an unknown verdict", "/verdict", m_verdict},
+      {"a delivery policy nobody can promise", "/watchdog/delivery", m_delivery},
   };
   json_t *schema = load_schema();
   json_t *base = load_json(test_path(test_data_dir(), "reports/inconclusive.json"));

@@ -515,6 +515,43 @@ static void test_impossible_targets(void **state) {
   free(path);
 }
 
+/* ---- delivery, compensate, controller-hang --------------------------------- */
+
+static void test_watchdog_fields(void **state) {
+  (void)state;
+  char *path = write_case(HEADER "  delivery: at-most-once\n  compensate: cleanup\n  faults:\n"
+                                 "  - {action: controller-hang, at: before:exit-handler, "
+                                 "then: stay-down, duration: 2s}\n");
+  struct scenario *sc = load_ok(path);
+  assert_true(sc->at_most_once);
+  assert_string_equal(sc->compensate, "cleanup");
+  assert_int_equal(sc->faults[0].action, FAULT_CONTROLLER_HANG);
+  assert_int_equal(sc->faults[0].duration_ms, 2000);
+  assert_int_equal(sc->faults[0].lease_ms, 1000);
+  assert_int_equal(sc->faults[0].crash_then, CRASH_THEN_STAY_DOWN);
+  char *d = fault_describe(&sc->faults[0]);
+  assert_non_null(strstr(d, "SIGSTOP"));
+  free(d);
+  scenario_free(sc);
+  free(path);
+  path = write_case(HEADER "  delivery: at-least-once\n");
+  sc = load_ok(path);
+  assert_false(sc->at_most_once);
+  assert_null(sc->compensate);
+  scenario_free(sc);
+  free(path);
+
+  load_fails(HEADER "  delivery: exactly-once\n", 6, 13, "at-least-once or at-most-once");
+  load_fails(HEADER "  compensate: [a]\n", 6, 15, "compensate");
+  load_fails(FAULTS "  - {action: controller-hang, at: before:exit-handler}\n", 7, 5,
+             "needs 'duration'");
+  load_fails(FAULTS "  - {action: controller-hang, at: before:exit-handler, duration: 1s, "
+                    "lease: 1ms}\n",
+             7, 77, "lease must be at least 10ms");
+  check_targets_fail(HEADER "  compensate: undo\n", 6, 15,
+                     "compensate: 'undo' is not a template of workflow 'exit-handler-workflow'");
+}
+
 /* ---- finding scenarios -------------------------------------------------- */
 
 static void test_collect_dir(void **state) {
@@ -594,6 +631,7 @@ int main(void) {
       cmocka_unit_test(test_bad_faults),
       cmocka_unit_test(test_bad_expectations),
       cmocka_unit_test(test_impossible_targets),
+      cmocka_unit_test(test_watchdog_fields),
       cmocka_unit_test(test_collect_dir),
       cmocka_unit_test(test_looks_like_scenario),
       cmocka_unit_test(test_collect_errors),

@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ledger.h"
@@ -27,9 +28,29 @@ struct supervisor {
   json_t *actions; /* what the watchdog did, for the report */
   int handler_runs;
   bool handler_done;
+  bool handler_intent_open; /* an exit-handler intent without its outcome on record */
   bool compensated;
   enum node_phase compensation_phase;
+  /* controller-hang and the lease */
+  int64_t lease_renewed_ms; /* monotonic: the controller's last journal line */
+  int64_t wake_at_ms;       /* monotonic: when the hung controller is woken, 0: not hung */
+  bool hung;                /* the lease ran out: the controller was fenced as hung */
+  bool hang_survived;       /* it was stopped and woken within its lease */
 };
+
+/* Supervised controllers renew a lease; a controller-hang fault sets its
+ * length, otherwise it is long enough never to be mistaken on a busy machine. */
+static int lease_ms_of(const struct supervise_request *req) {
+  if (req->crash != NULL && req->crash->action == FAULT_CONTROLLER_HANG)
+    return (int)req->crash->lease_ms;
+  return 10000;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static char *path_in(const char *dir, const char *name) {
   char *p = NULL;
@@ -83,7 +104,11 @@ static _Noreturn void controller_main(struct supervisor *s, int journal_fd, int 
   o.supervised = true;
   o.journal_fd = journal_fd;
   o.ack_fd = ack_fd;
-  o.crash_at = crash ? s->req->crash->crash_at : NULL;
+  o.crash_at = crash && s->req->crash ? s->req->crash->crash_at : NULL;
+  o.hang_ms = crash && s->req->crash && s->req->crash->action == FAULT_CONTROLLER_HANG
+                  ? s->req->crash->duration_ms
+                  : 0;
+  o.lease_ms = lease_ms_of(s->req);
   o.state_path = s->state_path;
   o.resume = resume;
   ep_error *e = NULL;
@@ -96,17 +121,46 @@ static _Noreturn void controller_main(struct supervisor *s, int journal_fd, int 
   _exit(rc == 0 ? 0 : EP_EXIT_INTERNAL);
 }
 
+/* The controller-hang fault: the controller announces it is about to stop
+ * itself; the supervisor records the fault and will wake it. */
+static int hang_announced(struct supervisor *s, int ack_fd, ep_error **err) {
+  const struct fault *f = s->req->crash;
+  s->wake_at_ms = mono_ms() + (f ? f->duration_ms : 0);
+  if (record(s, LEDGER_T_FAULT_INJECTED,
+             json_pack("{s:s, s:s, s:I, s:I}", "action", "controller-hang", "at",
+                       f ? f->crash_at : "", "durationMs", (json_int_t)(f ? f->duration_ms : 0),
+                       "leaseMs", (json_int_t)(f ? f->lease_ms : 0)),
+             true, err) < 0)
+    return -1;
+  return write(ack_fd, "k", 1) == 1 ? 0 : -1;
+}
+
 static int journal_line(struct supervisor *s, char *line, int ack_fd, ep_error **err) {
   char *fields[5] = {0}, *save = NULL, *p = line;
   for (int i = 0; i < 5; i++, p = NULL)
     fields[i] = strtok_r(p, "\t", &save);
+  s->lease_renewed_ms = mono_ms();
+  if (fields[0] != NULL && strcmp(fields[0], "lease") == 0)
+    return write(ack_fd, "k", 1) == 1 ? 0 : -1;
+  if (fields[0] != NULL && strcmp(fields[0], "hang") == 0)
+    return hang_announced(s, ack_fd, err);
   uint16_t type = fields[0] ? event_type(fields[0]) : 0;
   if (type == 0)
     return 0;
-  if (type == LEDGER_T_EXIT_HANDLER_INTENT)
+  if (type == LEDGER_T_EXIT_HANDLER_INTENT) {
     s->handler_runs++;
-  if (type == LEDGER_T_EXIT_HANDLER_DONE)
+    s->handler_intent_open = true;
+  }
+  if (type == LEDGER_T_EXIT_HANDLER_DONE) {
+    s->handler_intent_open = false;
+    if (s->handler_done) {
+      /* A restarted controller reports an outcome already on record: the
+       * ledger keeps exactly one terminal record per handler. */
+      action(s, "the exit handler's outcome was reported again: already on record, not recorded twice");
+      return write(ack_fd, "k", 1) == 1 ? 0 : -1;
+    }
     s->handler_done = true;
+  }
   json_t *payload = json_object();
   if (fields[2] && *fields[2])
     json_object_set_new(payload, "node", json_string(fields[2]));
@@ -123,8 +177,40 @@ static int journal_line(struct supervisor *s, char *line, int ack_fd, ep_error *
 /* Journal the controller's events until it exits; signals meant for the
  * run (Ctrl-C, stop, terminate) are passed on to it.  Returns its wait
  * status. */
+/* The lease ran out: kill the controller through its pidfd and confirm
+ * its death (the pidfd turns readable) before anyone acts in its place. */
+static void fence_hung(struct supervisor *s, int pidfd, int lease_ms) {
+  s->hung = true;
+  action(s, "lease expired (no journal line for %d ms): the controller is hung", lease_ms);
+  (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  struct pollfd p = {.fd = pidfd, .events = POLLIN};
+  while (poll(&p, 1, -1) < 0 && errno == EINTR)
+    ;
+  action(s, "fenced the hung controller: SIGKILL through its pidfd, death confirmed");
+}
+
+/* The hang is over: SIGCONT through the pidfd, which cannot reach a
+ * recycled PID.  A fenced controller is dead and stays so. */
+static void wake_hung(struct supervisor *s, int pidfd) {
+  int64_t now = mono_ms();
+  if (s->wake_at_ms > now)
+    usleep((useconds_t)(s->wake_at_ms - now) * 1000);
+  s->wake_at_ms = 0;
+  if (syscall(SYS_pidfd_send_signal, pidfd, SIGCONT, NULL, 0) == 0 && !s->hung) {
+    s->hang_survived = true;
+    action(s, "woke the stopped controller (SIGCONT) within its lease: it carries on");
+  } else
+    action(s, "woke the hung controller (SIGCONT through its pidfd): it was already dead, "
+              "fenced; it did nothing after");
+}
+
 static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, int ack_fd,
                              ep_error **err) {
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* our unreaped child: cannot be recycled */
+  int lease_ms = lease_ms_of(s->req);
+  s->hung = false;
+  s->lease_renewed_ms = mono_ms();
+  s->wake_at_ms = 0;
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
@@ -137,10 +223,31 @@ static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, in
   int rc = 0;
   for (;;) {
     struct pollfd pfd[2] = {{.fd = journal_fd, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
-    if (poll(pfd, sigfd >= 0 ? 2 : 1, -1) < 0) {
+    int timeout = -1;
+    int64_t now = mono_ms();
+    if (lease_ms > 0 && pidfd >= 0 && !s->hung)
+      timeout = (int)(s->lease_renewed_ms + lease_ms > now ? s->lease_renewed_ms + lease_ms - now : 0);
+    if (s->wake_at_ms > 0 && pidfd >= 0) {
+      int until_wake = (int)(s->wake_at_ms > now ? s->wake_at_ms - now : 0);
+      if (timeout < 0 || until_wake < timeout)
+        timeout = until_wake;
+    }
+    int ready = poll(pfd, sigfd >= 0 ? 2 : 1, timeout);
+    if (ready < 0) {
       if (errno == EINTR)
         continue;
       break;
+    }
+    if (ready == 0) {
+      now = mono_ms();
+      if (s->wake_at_ms > 0 && now >= s->wake_at_ms)
+        wake_hung(s, pidfd);
+      else if (lease_ms > 0 && now >= s->lease_renewed_ms + lease_ms && !s->hung) {
+        fence_hung(s, pidfd, lease_ms);
+        if (s->wake_at_ms > 0)
+          wake_hung(s, pidfd);
+      }
+      continue;
     }
     if (sigfd >= 0 && (pfd[1].revents & POLLIN)) {
       struct signalfd_siginfo si;
@@ -167,6 +274,8 @@ static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, in
   }
   if (sigfd >= 0)
     close(sigfd);
+  if (pidfd >= 0)
+    close(pidfd);
   close(journal_fd);
   close(ack_fd);
   int status = 0;
@@ -212,90 +321,44 @@ static void fence(struct supervisor *s) {
          groups, groups == 1 ? "" : "s", reaped, reaped == 1 ? "" : "es");
 }
 
-/* A key the same across attempts and across controller and watchdog. */
-static char *idempotency_key(const struct run_state *st) {
-  uint64_t h = 1469598103934665603ULL;
-  const char *parts[2] = {st->workflow_uid ? st->workflow_uid : "", "compensate"};
-  for (int k = 0; k < 2; k++)
-    for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++)
-      h = (h ^ *p) * 1099511628211ULL;
-  char *key = NULL;
-  if (asprintf(&key, "%016" PRIx64, h) < 0)
-    abort();
-  return key;
-}
-
-static const char *status_for_handler(const struct run_state *st) {
-  const struct wf_node *entry = st->n_nodes ? st->nodes[0] : NULL;
-  if (entry == NULL || !node_phase_completed(entry->phase))
-    return "Error"; /* the run never finished: the machinery failed */
-  return entry->phase == PHASE_SUCCEEDED ? "Succeeded"
-         : entry->phase == PHASE_FAILED  ? "Failed"
-                                         : "Error";
-}
-
 /* The exit handler, run by the watchdog when the record does not show it
  * finished: intent durable first, outcome durable after (a watchdog that
  * dies between the two leaves an intent the next one resolves). */
 static int compensate(struct supervisor *s, struct run_state *st, ep_error **err) {
   const struct workflow *wf = s->req->wf;
+  const char *tmpl = s->req->compensate ? s->req->compensate : wf->on_exit;
   if (s->handler_done) {
     action(s, "the ledger shows the exit handler finished: nothing to compensate");
     return 0;
   }
-  if (wf->on_exit == NULL) {
+  if (tmpl == NULL) {
     action(s, "the workflow declares no exit handler: nothing to compensate");
     return 0;
   }
-  char *key = idempotency_key(st);
-  const char *status = status_for_handler(st);
-  json_t *intent = json_pack("{s:s, s:i, s:s}", "key", key, "attempt", 1, "workflowStatus",
-                             status);
+  if (s->handler_intent_open && s->req->delivery == DELIVERY_AT_MOST_ONCE) {
+    /* It may have run: under at-most-once it is not run again. */
+    action(s, "the exit handler started but its outcome is not on record; delivery is "
+              "at-most-once: not run again, outcome unknown");
+    return record(s, LEDGER_T_OUTCOME_UNKNOWN,
+                  json_pack("{s:s, s:s}", "reason", "exit-handler intent without outcome",
+                            "delivery", "at-most-once"),
+                  true, err);
+  }
+  char *key = compensation_key(st->workflow_uid);
+  const char *status = compensation_status(st);
+  json_t *intent = json_pack("{s:s, s:i, s:s, s:s, s:s}", "key", key, "attempt", 1,
+                             "workflowStatus", status, "template", tmpl, "delivery",
+                             delivery_policy_name(s->req->delivery));
   if (record(s, LEDGER_T_COMPENSATION_INTENT, intent, true, err) < 0) {
     free(key);
     return -1;
   }
   action(s, "controller down and the exit handler not finished on record: running %s with "
             "{{workflow.status}}=%s, EXITPROBE_IDEMPOTENCY_KEY=%s",
-         wf->on_exit, status, key);
-  struct workflow comp = *wf; /* shallow: the handler as the entrypoint, nothing after it */
-  comp.entrypoint = wf->on_exit;
-  comp.on_exit = NULL;
-  char *env = NULL;
-  if (asprintf(&env, "EXITPROBE_IDEMPOTENCY_KEY=%s", key) < 0)
-    abort();
-  struct controller_options o = s->req->opts;
-  o.workflow_status = status;
-  o.step_env = env;
-  struct run_state *cs = run_state_new();
-  cs->workflow_name = strdup(wf->name);
-  cs->workflow_uid = strdup(st->workflow_uid ? st->workflow_uid : "");
-  int rc = controller_run(&comp, s->req->sandbox, &o, cs, err);
+         tmpl, status, key);
+  int rc = compensation_run(wf, tmpl, s->req->sandbox, &s->req->opts, key, status, st,
+                            &s->compensation_phase, err);
   if (rc == 0) {
-    /* The handler's node, as the watchdog ran it, in the run's report. */
-    char *name = NULL;
-    if (asprintf(&name, "%s.onExit", wf->name) < 0)
-      abort();
-    const struct wf_node *done = cs->n_nodes ? cs->nodes[0] : NULL;
-    struct wf_node *n = run_state_find_name(st, name);
-    if (n == NULL)
-      n = run_state_add_node(st, name, name, done ? done->type : NODE_POD, wf->on_exit, NULL);
-    n->hooked = true;
-    if (done != NULL) {
-      free(n->log);
-      n->log = NULL;
-      n->log_len = 0;
-      for (size_t i = 0; i < cs->n_nodes; i++)
-        if (cs->nodes[i]->log)
-          node_append_log(n, cs->nodes[i]->log, cs->nodes[i]->log_len);
-      n->has_exit_code = done->has_exit_code;
-      n->exit_code = done->exit_code;
-      node_finish(n, done->phase, "run by the watchdog (compensating cleanup)");
-      s->compensation_phase = done->phase;
-    }
-    free(st->exit_handler.node_id);
-    st->exit_handler.node_id = strdup(n->id);
-    free(name);
     s->compensated = true;
     rc = record(s, LEDGER_T_COMPENSATION_DONE,
                 json_pack("{s:s, s:s, s:i}", "key", key, "phase",
@@ -303,12 +366,31 @@ static int compensate(struct supervisor *s, struct run_state *st, ep_error **err
                 true, err);
     action(s, "compensation finished: %s", node_phase_name(s->compensation_phase));
   }
-  free(st->exit_handler.workflow_status);
-  st->exit_handler.workflow_status = strdup(status);
-  run_state_free(cs);
-  free(env);
   free(key);
   return rc;
+}
+
+/* Everything `exitprobe watchdog RUN_DIR` needs to reconcile this run if
+ * the supervisor dies: how to reload the workflow, the run's identity, its
+ * cgroups (paths, not PIDs) and its delivery policy. */
+static json_t *run_started_payload(const struct supervise_request *req) {
+  char *source = req->source_file ? realpath(req->source_file, NULL) : NULL;
+  json_t *params = json_object();
+  for (size_t i = 0; i < req->n_params; i++)
+    json_object_set_new(params, req->params[i].name, json_string(req->params[i].value));
+  json_t *cgroups = json_array();
+  for (size_t i = 0; sandbox_context_cgroup_path(req->sandbox, i) != NULL; i++)
+    json_array_append_new(cgroups, json_string(sandbox_context_cgroup_path(req->sandbox, i)));
+  json_t *p = json_pack("{s:s, s:s, s:s?, s:s, s:o, s:o, s:s, s:f, s:i, s:b, s:s?}", "workflow",
+                        req->wf->name, "uid", req->fresh->workflow_uid ? req->fresh->workflow_uid : "",
+                        "source", source, "kind", req->source_is_scenario ? "scenario" : "workflow",
+                        "parameters", params, "cgroups", cgroups, "delivery",
+                        delivery_policy_name(req->delivery), "timeScale",
+                        req->opts.time_scale > 0 ? req->opts.time_scale : 1.0, "graceMs",
+                        req->opts.grace_period_ms, "networkIsolated", req->opts.network_isolated,
+                        "compensate", req->compensate);
+  free(source);
+  return p;
 }
 
 static const char *mode_name(enum fault_crash_then t) {
@@ -327,8 +409,7 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
   struct ledger_recovery rep;
   if (ledger_open(ledger_path, &lo, &s.ledger, &rep, err) < 0)
     goto out;
-  if (record(&s, LEDGER_T_RUN_STARTED, json_pack("{s:s}", "workflow", req->wf->name), true,
-             err) < 0)
+  if (record(&s, LEDGER_T_RUN_STARTED, run_started_payload(req), true, err) < 0)
     goto out;
   /* Steps of a dead controller are re-parented here, to be reaped. */
   (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -341,6 +422,15 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
     int status = 0;
     if (run_generation(&s, st, resume, crash_armed, &status, err) < 0)
       goto out;
+    if (s.hang_survived && crash_armed) {
+      char detail[512];
+      snprintf(detail, sizeof(detail),
+               "controller stopped (SIGSTOP) at %s for %" PRId64 " ms, within its %" PRId64
+               " ms lease: woken, it carried on",
+               req->crash->crash_at, req->crash->duration_ms, req->crash->lease_ms);
+      fault_plan_mark_fired(req->plan, req->crash, detail);
+      crash_armed = false;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       run_state_free(st);
       st = NULL;
@@ -354,18 +444,32 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
       goto out;
     }
     /* Death, seen through the kernel (the child's wait status), not a PID file. */
+    /* A death nobody injected (--run-dir, a kill storm) is met as Argo's
+     * Deployment meets it: a new controller with the persisted state. */
+    enum fault_crash_then then = req->crash ? req->crash->crash_then : CRASH_THEN_RESTART;
+    if (crash_armed && req->crash != NULL) {
+      char detail[512];
+      if (s.hung)
+        snprintf(detail, sizeof(detail),
+                 "controller stopped (SIGSTOP) at %s; its %" PRId64 " ms lease expired: fenced "
+                 "(SIGKILL, death confirmed through its pidfd), woken after %" PRId64
+                 " ms already dead; then %s",
+                 req->crash->crash_at, req->crash->lease_ms, req->crash->duration_ms,
+                 mode_name(then));
+      else
+        snprintf(detail, sizeof(detail), "controller killed by SIG%s at %s; then %s",
+                 sigabbrev_np(WTERMSIG(status)), req->crash->crash_at, mode_name(then));
+      fault_plan_mark_fired(req->plan, req->crash, detail);
+    }
     crash_armed = false;
-    char detail[512];
-    snprintf(detail, sizeof(detail), "controller killed by SIG%s at %s; then %s",
-             sigabbrev_np(WTERMSIG(status)), req->crash->crash_at, mode_name(req->crash->crash_then));
-    fault_plan_mark_fired(req->plan, req->crash, detail);
     ledger_set_epoch(s.ledger, ledger_max_epoch(s.ledger) + 1);
     if (record(&s, LEDGER_T_TAKEOVER,
-               json_pack("{s:s, s:s}", "reason", "controller died", "then",
-                         mode_name(req->crash->crash_then)),
+               json_pack("{s:s, s:s}", "reason", s.hung ? "controller hung" : "controller died", "then",
+                         mode_name(then)),
                true, err) < 0)
       goto out;
-    action(&s, "controller died (SIG%s)", sigabbrev_np(WTERMSIG(status)));
+    if (!s.hung)
+      action(&s, "controller died (SIG%s)", sigabbrev_np(WTERMSIG(status)));
     fence(&s);
     struct run_state *persisted = NULL;
     ep_error *load_err = NULL;
@@ -373,7 +477,7 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
       ep_error_free(&load_err);
       persisted = NULL;
     }
-    if (req->crash->crash_then == CRASH_THEN_STAY_DOWN) {
+    if (then == CRASH_THEN_STAY_DOWN) {
       result = persisted ? persisted : st;
       if (result == st)
         st = NULL;
@@ -388,7 +492,7 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
     }
     /* A new controller: with the persisted state (restart) or none (lose-state). */
     run_state_free(st);
-    if (req->crash->crash_then == CRASH_THEN_RESTART && persisted != NULL) {
+    if (then == CRASH_THEN_RESTART && persisted != NULL) {
       st = persisted;
       resume = true;
       action(&s, "restarted the controller with its persisted state");
@@ -419,6 +523,8 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
     goto out;
   for (size_t i = 0; i < json_array_size(s.actions); i++)
     run_state_add_watchdog_action(result, json_string_value(json_array_get(s.actions, i)));
+  free(result->watchdog_delivery);
+  result->watchdog_delivery = strdup(delivery_policy_name(req->delivery));
   *out = result;
   result = NULL;
   rc = 0;
