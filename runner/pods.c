@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "controller_internal.h"
+#include "volumes.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -160,6 +161,11 @@ static void pod_free(struct pod *p) {
   if (p->step.stderr_fd >= 0)
     close(p->step.stderr_fd);
   free(p->tmp_dir);
+  if (p->volumes_dir != NULL) {
+    /* Kubernetes deletes a pod's emptyDir with the pod. */
+    remove_tree(p->volumes_dir);
+    free(p->volumes_dir);
+  }
   free(p);
 }
 
@@ -255,6 +261,7 @@ static void on_output_line(void *ctx, const char *line, size_t len) {
 void launch_pod(struct controller *c, struct wf_node *node, const struct wf_template *t,
                 const struct var_scope *scope, const struct exec_ctx *x) {
   struct resolved_step r = {0};
+  struct step_binds binds = {NULL, 0};
   char *why = NULL;
   ep_error *e = NULL;
   struct pod *p = calloc(1, sizeof(*p));
@@ -302,6 +309,15 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     free(msg);
     goto done;
   }
+  if (t->n_mounts > 0) {
+    p->volumes_dir = xasprintf("%s/%s.volumes", c->opts->work_dir, node->id);
+    remove_tree(p->volumes_dir); /* a retry's pod gets fresh emptyDirs too */
+    if (volumes_prepare_step(c->wf, t, c->opts->workspace_dir, p->volumes_dir, &binds, &why) <
+        0) {
+      node_finish(node, PHASE_ERROR, why);
+      goto done;
+    }
+  }
   struct sandbox_step_spec spec = {
       .name = node->id,
       .hostname = node->pod_name,
@@ -313,6 +329,8 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
       .memory_limit = t->memory_limit,
       .pids_limit = t->pids_limit,
       .network_isolated = c->opts->network_isolated,
+      .binds = binds.binds,
+      .n_binds = binds.n,
   };
   fault_plan_prepare_step(c->opts->faults, node, &spec, &p->faults);
   if (sandbox_launch(c->sandbox, &spec, &p->step, &e) < 0) {
@@ -357,6 +375,7 @@ done:
   }
   var_scope_clear(&local);
   resolved_step_free(&r);
+  step_binds_free(&binds);
   free(why);
 }
 

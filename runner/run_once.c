@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include "../injector/faults.h"
+#include "idempotency.h"
+#include "workspace.h"
 #include "../watchdog/supervisor.h"
 
 #include <errno.h>
@@ -131,7 +133,7 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   char work_dir[64];
   snprintf(work_dir, sizeof(work_dir), "/tmp/exitprobe-run-%d-XXXXXX", (int)getpid());
   sweep_stale_run_dirs();
-  char *step_dirs = NULL, *argosay = NULL;
+  char *step_dirs = NULL, *argosay = NULL, *workspace = NULL;
   int rc = -1;
   st->workflow_name = strdup(wf->name);
   st->workflow_file = strdup(req->workflow_file);
@@ -149,6 +151,14 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   }
   if (asprintf(&step_dirs, "%s/steps", work_dir) < 0)
     abort();
+  /* Claim volumes live in the run directory: a restarted controller and the
+   * watchdog's compensation find them where the first controller left them. */
+  workspace = xasprintf("%s/workspace", work_dir);
+  if (mkdir(workspace, 0755) < 0) {
+    ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot create %s", workspace);
+    remove_run_dir(work_dir);
+    goto out;
+  }
   argosay = find_argosay();
   struct controller_options copts = {
       .faults = req->faults,
@@ -160,6 +170,7 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
       .network_isolated = req->isolate_network,
       .progress = req->quiet ? NULL : stderr,
       .work_dir = step_dirs,
+      .workspace_dir = workspace,
   };
   const struct fault *crash = fault_plan_find(req->faults, FAULT_CONTROLLER_CRASH);
   if (crash != NULL) {
@@ -175,8 +186,21 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   } else {
     rc = controller_run(wf, req->sandbox, &copts, st, err);
   }
+  if (rc == 0 && st != NULL && req->idempotency) {
+    struct idempotency_request ireq = {.wf = wf, .sandbox = req->sandbox, .opts = &copts,
+                                       .workspace_dir = workspace,
+                                       .state_probe = req->state_probe};
+    rc = idempotency_check(&ireq, st, err);
+  }
+  if (rc == 0 && st != NULL && req->keep_workspace != NULL) {
+    if (ws_copy_tree(workspace, req->keep_workspace, err) < 0)
+      rc = -1;
+    else
+      run_state_add_note(st, "the workspace was kept in %s", req->keep_workspace);
+  }
   remove_run_dir(work_dir);
 out:
+  free(workspace);
   free(step_dirs);
   free(argosay);
   if (rc < 0 || st == NULL) {

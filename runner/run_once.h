@@ -25,6 +25,9 @@ struct run_request {
   bool quiet;                  /* no live progress on stderr */
   const struct image_entrypoint *images;
   size_t n_images;
+  bool idempotency;            /* run the exit handler again and compare (idempotency.h) */
+  const char *state_probe;     /* with idempotency: host command whose output is compared */
+  const char *keep_workspace;  /* copy the workspace here at the end (must not exist), or NULL */
 };
 
 /* Run to the end.  *out is the run's state (the caller frees it) on
