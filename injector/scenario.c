@@ -911,7 +911,8 @@ static int parse_arguments(struct parse_ctx *ctx, const struct ydoc_node *n,
 
 static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struct scenario *sc) {
   static const char *const keys[] = {"workflow",  "workflowSpec", "arguments", "seed",
-                                     "timeScale", "faults",       "expect",    NULL};
+                                     "timeScale", "faults",       "expect",    "stateProbe",
+                                     NULL};
   const struct ydoc_node *spec = require(ctx, root, "spec", "a Scenario");
   if (spec == NULL || expect_kind(ctx, spec, YDOC_MAPPING, "spec") < 0 ||
       check_keys(ctx, spec, "spec", keys) < 0 || parse_workflow_ref(ctx, spec, sc) < 0 ||
@@ -935,6 +936,11 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struc
   }
   if (parse_faults(ctx, ydoc_get(spec, "faults"), sc) < 0)
     return -1;
+  const struct ydoc_node *probe = ydoc_get(spec, "stateProbe");
+  if (probe != NULL) {
+    if (get_string(ctx, probe, "stateProbe", &sc->state_probe) < 0)
+      return -1;
+  }
   const struct ydoc_node *expect = ydoc_get(spec, "expect");
   if (expect != NULL && !ydoc_is_null(expect)) {
     if (expectations_validate(ctx->file, expect, ctx->err) < 0)

@@ -141,6 +141,11 @@ struct scenario {
   struct fault *faults;
   size_t n_faults;
 
+  /* spec.stateProbe: a host shell command whose output the idempotency
+   * check compares after one and two exit handler runs; NULL when absent.
+   * Points into doc. */
+  const char *state_probe;
+
   /* spec.expect, validated by expectations_validate; NULL when absent. */
   const struct ydoc_node *expect;
 

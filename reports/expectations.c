@@ -44,6 +44,7 @@ static const struct field handler_fields[] = {
     {"phase", V_STRING, node_phases},
     {"workflowStatus", V_STRING, workflow_statuses},
     {"by", V_STRING, handler_by},
+    {"idempotent", V_BOOL, NULL}, /* from the report's `idempotency` (a second run) */
     {NULL, V_STRING, NULL},
 };
 static const struct field node_fields[] = {
@@ -325,6 +326,7 @@ struct ectx {
   const char *file;
   json_t *results;
   ep_error **err;
+  const json_t *report;
 };
 
 /* Targets name nodes as a user sees them; the exact comparison comes first
@@ -657,6 +659,14 @@ static int eval_fixed(struct ectx *ev, const struct ydoc_node *map, const char *
       return ep_error_at(ev->err, EP_EXIT_USAGE, ev->file, map->pairs[i].key->line,
                          map->pairs[i].key->column, "unknown field '%s' in %s", k, section);
     json_t *v = json_object_get(source, k);
+    if (strcmp(k, "idempotent") == 0) {
+      /* An inconclusive check is no result at all: the run says why, and
+       * the scenario is inconclusive rather than failed. */
+      const json_t *idem = json_object_get(ev->report, "idempotency");
+      if (!json_is_true(json_object_get(idem, "conclusive")))
+        continue;
+      v = json_object_get(idem, "idempotent");
+    }
     /* Argo omits an empty message; for the check it is the empty string. */
     json_t *values = one(strcmp(k, "message") == 0 ? string_or_empty(v)
                          : v != NULL               ? json_incref(v)
@@ -749,7 +759,7 @@ static int eval_targets(struct ectx *ev, const json_t *report, const struct ydoc
 
 int expectations_evaluate(const char *file, const struct ydoc_node *expect, const json_t *report,
                           json_t **results, ep_error **err) {
-  struct ectx ev = {.file = file, .results = json_array(), .err = err};
+  struct ectx ev = {.file = file, .results = json_array(), .err = err, .report = report};
   *results = NULL;
   int rc = 0;
   if (expect != NULL && expect->kind == YDOC_MAPPING) {
@@ -782,6 +792,13 @@ int expectations_evaluate(const char *file, const struct ydoc_node *expect, cons
   }
   *results = ev.results;
   return 0;
+}
+
+bool expectations_want_idempotency(const struct ydoc_node *expect) {
+  const struct ydoc_node *eh = expect != NULL && expect->kind == YDOC_MAPPING
+                                   ? ydoc_get(expect, "exitHandler")
+                                   : NULL;
+  return eh != NULL && eh->kind == YDOC_MAPPING && ydoc_get(eh, "idempotent") != NULL;
 }
 
 /* ---- verdict and text --------------------------------------------------- */

@@ -182,6 +182,8 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
       .sandbox = sandbox, .faults = plan, .time_scale = r->sc->time_scale, .has_seed = true,
       .seed = r->sc->seed, .grace_ms = a->grace_ms, .isolate_network = a->isolate_network,
       .quiet = true, .images = a->images, .n_images = a->n_images,
+      .idempotency = a->idempotency || expectations_want_idempotency(r->sc->expect),
+      .state_probe = r->sc->state_probe ? r->sc->state_probe : a->state_probe,
   };
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -214,7 +216,21 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
     if (w < 0)
       abort();
   }
-  r->verdict = expectations_verdict(r->results, !all_fired);
+  bool idem_doubt = st->idempotency.checked && !st->idempotency.conclusive;
+  if (idem_doubt && r->reason == NULL &&
+      asprintf(&r->reason, "idempotency check inconclusive: %s", st->idempotency.reason) < 0)
+    abort();
+  /* --idempotency on the command line: a change fails the scenario even
+   * when it does not ask for the check itself. */
+  if (a->idempotency && st->idempotency.conclusive && !st->idempotency.idempotent &&
+      !expectations_want_idempotency(r->sc->expect)) {
+    json_t *res = json_pack("{s:s, s:b, s:b, s:b, s:s}", "path", "exitHandler.idempotent",
+                            "expected", 1, "actual", 0, "ok", 0, "note",
+                            "--idempotency: the second run of the exit handler changed the "
+                            "workspace");
+    json_array_append_new(r->results, res);
+  }
+  r->verdict = expectations_verdict(r->results, !all_fired || idem_doubt);
   json_object_set_new(report, "expectations", json_incref(r->results));
   json_object_set_new(report, "verdict", json_string(r->verdict));
   if (r->reason != NULL)
