@@ -650,6 +650,33 @@ static json_t *one(json_t *v) {
   return a;
 }
 
+/* The idempotency result shows what changed, file by file, wherever it
+ * is read (text, JUnit): "false: books/counter changed; ...". */
+static void name_changes(json_t *result, const json_t *idem) {
+  const json_t *changes = json_object_get(idem, "changes");
+  bool probe = json_is_true(json_object_get(json_object_get(idem, "stateProbe"), "changed"));
+  if (result == NULL || (json_array_size(changes) == 0 && !probe))
+    return;
+  char *text = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&text, &size);
+  if (out == NULL)
+    abort();
+  fputs(json_is_true(json_object_get(idem, "idempotent")) ? "true" : "false", out);
+  size_t i;
+  const json_t *c;
+  json_array_foreach(changes, i, c) {
+    fprintf(out, "%s %s %s", i == 0 ? ":" : ";",
+            json_string_value(json_object_get(c, "path")),
+            json_string_value(json_object_get(c, "change")));
+  }
+  if (probe)
+    fprintf(out, "%s the stateProbe's output changed", json_array_size(changes) ? ";" : ":");
+  fclose(out);
+  json_object_set_new(result, "note", json_string(text));
+  free(text);
+}
+
 static int eval_fixed(struct ectx *ev, const struct ydoc_node *map, const char *section,
                       const json_t *source, const struct field *fields) {
   for (size_t i = 0; i < map->n_pairs; i++) {
@@ -674,6 +701,9 @@ static int eval_fixed(struct ectx *ev, const struct ydoc_node *map, const char *
     char *path = make_path(section, NULL, k);
     int rc = eval_leaf(ev, path, map->pairs[i].value, f->type, values, NULL);
     free(path);
+    if (rc == 0 && strcmp(k, "idempotent") == 0)
+      name_changes(json_array_get(ev->results, json_array_size(ev->results) - 1),
+                   json_object_get(ev->report, "idempotency"));
     json_decref(values);
     if (rc < 0)
       return -1;

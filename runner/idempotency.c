@@ -142,6 +142,10 @@ static void conclude(struct idempotency_record *r) {
   if (r->second_phase != PHASE_SUCCEEDED && r->n_changes == 0 && !r->probe_changed)
     r->reason = xasprintf("the second run of the exit handler ended %s",
                           node_phase_name(r->second_phase));
+  else if (r->idempotent && r->n_files == 0)
+    r->reason = xasprintf("a second run of the exit handler ended Succeeded; the workspace is "
+                          "empty (no claim volume holds a file), so nothing else was compared%s",
+                          r->probe ? " but the stateProbe's output, unchanged" : "");
   else if (r->idempotent)
     r->reason = xasprintf("a second run of the exit handler left the workspace (%zu entr%s)%s "
                           "as the first did",
