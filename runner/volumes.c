@@ -35,11 +35,13 @@ static bool dns_label(const char *s) {
   return strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
+/* The name; *pos becomes the name's position (where a duplicate is shown). */
 static int named(ep_error **err, const char *file, const struct ydoc_node *n, const char *what,
-                 char **out) {
+                 char **out, struct src_pos *pos) {
   const struct ydoc_node *v = ydoc_get(n, "name");
   if (v == NULL)
     return fail_at(err, file, n, "%s needs a name", what);
+  *pos = pos_of(v);
   if (scalar(err, file, v, "name", out) < 0)
     return -1;
   if (!dns_label(*out))
@@ -111,7 +113,7 @@ int volumes_parse(const char *file, const struct ydoc_node *n, const char *where
       return -1;
     struct wf_volume *v = grow(list, n_list);
     v->pos = pos_of(item);
-    if (named(err, file, item, "a volume", &v->name) < 0 || parse_source(err, file, item, v) < 0)
+    if (named(err, file, item, "a volume", &v->name, &v->pos) < 0 || parse_source(err, file, item, v) < 0)
       return -1;
   }
   return 0;
@@ -133,7 +135,7 @@ int volumes_parse_claim_templates(const char *file, const struct ydoc_node *n,
     struct wf_volume *v = grow(list, n_list);
     v->pos = pos_of(item);
     v->kind = VOLUME_CLAIM;
-    if (named(err, file, meta, "a volumeClaimTemplate", &v->name) < 0)
+    if (named(err, file, meta, "a volumeClaimTemplate", &v->name, &v->pos) < 0)
       return -1;
     v->claim = xstrdup(v->name);
   }
@@ -178,6 +180,7 @@ static int parse_mount(ep_error **err, const char *file, const struct ydoc_node 
     return fail_at(err, file, n, "a volumeMount needs the name of a volume");
   if (scalar(err, file, v, "name", &m->name) < 0)
     return -1;
+  m->pos = pos_of(v); /* an unknown volume is shown at its name */
   if ((v = ydoc_get(n, "subPathExpr")) != NULL)
     return fail_at(err, file, v, "volumeMount '%s': subPathExpr is not supported locally; use "
                                  "subPath", m->name);
