@@ -19,6 +19,7 @@
 #include "ledger.h"
 #include "../reports/report_json.h"
 #include "../runner/state_load.h"
+#include "../runner/idempotency.h"
 
 struct supervisor {
   const struct supervise_request *req;
@@ -212,17 +213,10 @@ static void fence(struct supervisor *s) {
          groups, groups == 1 ? "" : "s", reaped, reaped == 1 ? "" : "es");
 }
 
-/* A key the same across attempts and across controller and watchdog. */
+/* A key the same across attempts and across controller, watchdog and the
+ * idempotency check's second run (runner/idempotency.c). */
 static char *idempotency_key(const struct run_state *st) {
-  uint64_t h = 1469598103934665603ULL;
-  const char *parts[2] = {st->workflow_uid ? st->workflow_uid : "", "compensate"};
-  for (int k = 0; k < 2; k++)
-    for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++)
-      h = (h ^ *p) * 1099511628211ULL;
-  char *key = NULL;
-  if (asprintf(&key, "%016" PRIx64, h) < 0)
-    abort();
-  return key;
+  return exit_handler_idempotency_key(st->workflow_uid);
 }
 
 static const char *status_for_handler(const struct run_state *st) {
