@@ -248,6 +248,9 @@ static const struct bad_case cases[] = {
 
     /* Scenarios: exitprobe's own format, so unknown names are errors too */
     {"sc-bad-signal.yaml", 10, 13, "unknown signal 'SIGFOO'", NULL},
+    {"sc-state-probe-empty.yaml", 7, 15, "stateProbe must not be empty", NULL},
+    {"sc-idempotent-not-bool.yaml", 8, 31,
+     "exitHandler.idempotent must be true or false, not 'maybe'", NULL},
     {"sc-bad-errno.yaml", 11, 12, "unknown errno name 'ENOPE'", NULL},
     {"sc-bad-syscall.yaml", 10, 14, "unknown system call 'opne'", NULL},
     {"sc-bad-glob.yaml", 8, 14, "target 'work[' has '[' without a closing ']'", NULL},

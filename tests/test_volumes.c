@@ -270,6 +270,15 @@ static void test_no_exit_handler_is_inconclusive(void **state) {
   run_free(&r);
 }
 
+static void test_failing_probe_is_inconclusive(void **state) {
+  (void)state;
+  skip_without_sandbox();
+  const char *wf = test_path(test_source_root(), "scenarios/idempotency/idempotent-cleanup-workflow.yaml");
+  struct run r = run_wf(wf, 3, "--idempotency", "--state-probe", "exit 4");
+  assert_contains(r.r.err, "stateProbe 'exit 4' failed (exit status 4)");
+  run_free(&r);
+}
+
 /* ---- the snapshot diff, no sandbox needed ------------------------------- */
 
 static void write_file(const char *path, const char *text) {
@@ -344,6 +353,7 @@ int main(void) {
       cmocka_unit_test(test_idempotency_catches_the_ledger),
       cmocka_unit_test(test_idempotent_cleanup_passes),
       cmocka_unit_test(test_no_exit_handler_is_inconclusive),
+      cmocka_unit_test(test_failing_probe_is_inconclusive),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
