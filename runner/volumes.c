@@ -197,6 +197,10 @@ static int parse_mount(ep_error **err, const char *file, const struct ydoc_node 
     rc = fail_at(err, file, v, "mountPath '%s' must not contain '..'", raw);
   else if (strcmp(m->mount_path, "/") == 0)
     rc = fail_at(err, file, v, "mountPath must not be /: a volume cannot replace the root");
+  else if (strcmp(m->mount_path, "/tmp") == 0)
+    rc = fail_at(err, file, v, "mountPath /tmp is not supported locally: exitprobe keeps the "
+                               "step's /tmp for scripts, entrypoints and output files; mount the "
+                               "volume below it (/tmp/NAME) or elsewhere");
   else if (strlen(m->mount_path) >= 1024)
     rc = fail_at(err, file, v, "mountPath is too long");
   free(raw);

@@ -189,6 +189,7 @@ static const struct bad_case cases[] = {
     {"wf-volume-unknown-name.yaml", 16, 16, "volumeMount 'dta' in template 'main': no volume",
      NULL},
     {"wf-volume-mount-root.yaml", 17, 20, "mountPath must not be /", NULL},
+    {"wf-volume-mount-tmp.yaml", 16, 36, "mountPath /tmp is not supported locally", NULL},
     {"wf-volume-mount-escape.yaml", 16, 33, "mountPath '/data/../etc' must not contain '..'",
      NULL},
     {"wf-volume-subpath-escape.yaml", 16, 49, "subPath '../../etc' must be a relative path",
