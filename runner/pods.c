@@ -429,15 +429,23 @@ static int collect_output_parameters(struct pod *p, char **why) {
     char *value = NULL;
     if (out->value_from_path != NULL) {
       const char *path = out->value_from_path;
-      if (strncmp(path, "/tmp/", 5) == 0)
+      char *vol_dir = NULL;
+      const char *vol_rest = NULL;
+      bool in_volume = volumes_locate(p->owner->wf, t, p->owner->opts->workspace_dir,
+                                      p->volumes_dir, path, &vol_dir, &vol_rest) == 0;
+      if (in_volume) /* the step saw the volume there, not its /tmp */
+        value = read_step_file(vol_dir, vol_rest);
+      else if (strncmp(path, "/tmp/", 5) == 0)
         value = read_step_file(p->tmp_dir, path + 5);
+      free(vol_dir);
       if (value == NULL && out->default_value != NULL)
         value = strdup(out->default_value);
       if (value == NULL) {
         *why = xasprintf("failed to read output parameter '%s' from %s%s", out->name, path,
-                         strncmp(path, "/tmp/", 5) == 0
+                         in_volume || strncmp(path, "/tmp/", 5) == 0
                              ? ": no such file"
-                             : ": exitprobe collects output files only from the step's /tmp");
+                             : ": exitprobe collects output files only from the step's /tmp "
+                               "and its volumes");
         return -1;
       }
     } else if (out->value != NULL) {

@@ -403,3 +403,27 @@ void step_binds_free(struct step_binds *b) {
   b->binds = NULL;
   b->n = 0;
 }
+
+int volumes_locate(const struct workflow *wf, const struct wf_template *t,
+                   const char *workspace_dir, const char *empty_dir_root, const char *path,
+                   char **dir, const char **rest) {
+  const struct wf_volume_mount *best = NULL;
+  size_t best_len = 0;
+  for (size_t i = 0; i < t->n_mounts; i++) {
+    size_t len = strlen(t->mounts[i].mount_path);
+    if (strncmp(path, t->mounts[i].mount_path, len) == 0 && (path[len] == '/' || path[len] == 0) &&
+        len > best_len) {
+      best = &t->mounts[i];
+      best_len = len;
+    }
+  }
+  const struct wf_volume *v = best ? find_volume(wf, t, best->name) : NULL;
+  if (v == NULL || workspace_dir == NULL || empty_dir_root == NULL)
+    return -1;
+  const char *base = v->kind == VOLUME_CLAIM ? workspace_dir : empty_dir_root;
+  const char *leaf = v->kind == VOLUME_CLAIM ? v->claim : v->name;
+  *dir = best->sub_path ? xasprintf("%s/%s/%s", base, leaf, best->sub_path)
+                        : xasprintf("%s/%s", base, leaf);
+  *rest = path + best_len + (path[best_len] == '/');
+  return 0;
+}

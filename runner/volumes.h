@@ -39,4 +39,11 @@ int volumes_prepare_step(const struct workflow *wf, const struct wf_template *t,
                          struct step_binds *out, char **why);
 void step_binds_free(struct step_binds *b);
 
+/* The host directory behind a path the step saw, when a volume of t is
+ * mounted there: *dir (malloc'd) and *rest (into path, relative, may be
+ * "").  -1 when no mount covers path. */
+int volumes_locate(const struct workflow *wf, const struct wf_template *t,
+                   const char *workspace_dir, const char *empty_dir_root, const char *path,
+                   char **dir, const char **rest);
+
 #endif

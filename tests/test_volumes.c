@@ -135,6 +135,31 @@ static void test_claim_is_shared_between_steps(void **state) {
   run_free(&r);
 }
 
+static void test_output_parameter_from_a_volume(void **state) {
+  (void)state;
+  skip_without_sandbox();
+  const char *wf = test_write_temp(
+      "out.yaml", HEAD "  volumes:\n  - {name: s, emptyDir: {}}\n"
+                       "  templates:\n"
+                       "  - name: main\n"
+                       "    steps:\n"
+                       "    - - {name: make, template: make}\n"
+                       "    - - name: show\n"
+                       "        template: show\n"
+                       "        arguments: {parameters: [{name: v, value: "
+                       "'{{steps.make.outputs.parameters.o}}'}]}\n"
+                       "  - name: make\n"
+                       "    container: {image: alpine, command: [sh, -c, 'echo from-volume > "
+                       "/data/out'], volumeMounts: [{name: s, mountPath: /data}]}\n"
+                       "    outputs: {parameters: [{name: o, valueFrom: {path: /data/out}}]}\n"
+                       "  - name: show\n"
+                       "    inputs: {parameters: [{name: v}]}\n"
+                       "    container: {image: alpine, command: [echo, 'got {{inputs.parameters.v}}']}\n");
+  struct run r = run_wf(wf, 0, NULL, NULL, NULL);
+  assert_contains(log_of(r.report, "show"), "got from-volume");
+  run_free(&r);
+}
+
 static void test_empty_dir_is_fresh_per_step(void **state) {
   (void)state;
   skip_without_sandbox();
@@ -346,6 +371,7 @@ int main(void) {
       cmocka_unit_test(test_snapshot_diff_names_each_file),
       cmocka_unit_test(test_claim_is_shared_between_steps),
       cmocka_unit_test(test_empty_dir_is_fresh_per_step),
+      cmocka_unit_test(test_output_parameter_from_a_volume),
       cmocka_unit_test(test_read_only_mount_refuses_writes),
       cmocka_unit_test(test_scaffold_is_read_only),
       cmocka_unit_test(test_sub_path_link_does_not_lead_out),
