@@ -168,6 +168,10 @@ int idempotency_check(const struct idempotency_request *req, struct run_state *s
                     "there is nothing to run twice");
     return 0;
   }
+  if (st->interrupted) {
+    inconclusive(r, "the run was interrupted: the exit handler is not run again");
+    return 0;
+  }
   if (!st->exit_handler.ran && st->exit_handler.runs == 0) {
     inconclusive(r, "the exit handler did not run, so there is no first run to repeat");
     return 0;
