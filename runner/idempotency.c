@@ -136,6 +136,25 @@ static void record_changes(struct idempotency_record *r, const struct ws_diff *d
   r->n_changes = d->n;
 }
 
+/* "books/counter changed, books/ledger.txt changed": the reason is what
+ * one-line outputs (stderr, JUnit, TAP, GitHub annotations) show. */
+static char *changed_names(const struct idempotency_record *r) {
+  enum { SHOWN = 5 };
+  char *out = xstrdup("");
+  for (size_t i = 0; i < r->n_changes && i < SHOWN; i++) {
+    char *next = xasprintf("%s%s%s %s", out, i ? ", " : "", r->changes[i].path,
+                           r->changes[i].change);
+    free(out);
+    out = next;
+  }
+  if (r->n_changes > SHOWN) {
+    char *next = xasprintf("%s and %zu more", out, r->n_changes - SHOWN);
+    free(out);
+    out = next;
+  }
+  return out;
+}
+
 static void conclude(struct idempotency_record *r) {
   r->conclusive = true;
   r->idempotent = r->n_changes == 0 && !r->probe_changed && r->second_phase == PHASE_SUCCEEDED;
@@ -151,10 +170,14 @@ static void conclude(struct idempotency_record *r) {
                           "as the first did",
                           r->n_files, r->n_files == 1 ? "y" : "ies",
                           r->probe ? " and the stateProbe's output" : "");
-  else
-    r->reason = xasprintf("a second run of the exit handler changed %zu workspace entr%s%s",
+  else {
+    char *names = changed_names(r);
+    r->reason = xasprintf("a second run of the exit handler changed %zu workspace entr%s%s%s%s",
                           r->n_changes, r->n_changes == 1 ? "y" : "ies",
-                          r->probe_changed ? " and the stateProbe's output" : "");
+                          r->probe_changed ? " and the stateProbe's output" : "",
+                          names[0] ? ": " : "", names);
+    free(names);
+  }
 }
 
 int idempotency_check(const struct idempotency_request *req, struct run_state *st,
