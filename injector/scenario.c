@@ -934,7 +934,7 @@ static int parse_arguments(struct parse_ctx *ctx, const struct ydoc_node *n,
 static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struct scenario *sc) {
   static const char *const keys[] = {"workflow",  "workflowSpec", "arguments", "seed",
                                      "timeScale", "faults",       "expect",    "delivery",
-                                     "compensate", NULL};
+                                     "compensate", "stateProbe", NULL};
   const struct ydoc_node *spec = require(ctx, root, "spec", "a Scenario");
   if (spec == NULL || expect_kind(ctx, spec, YDOC_MAPPING, "spec") < 0 ||
       check_keys(ctx, spec, "spec", keys) < 0 || parse_workflow_ref(ctx, spec, sc) < 0 ||
@@ -980,6 +980,11 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struc
     if (get_string(ctx, compensate, "compensate", &sc->compensate) < 0)
       return -1;
     sc->compensate_node = compensate;
+  }
+  const struct ydoc_node *probe = ydoc_get(spec, "stateProbe");
+  if (probe != NULL) {
+    if (get_string(ctx, probe, "stateProbe", &sc->state_probe) < 0)
+      return -1;
   }
   const struct ydoc_node *expect = ydoc_get(spec, "expect");
   if (expect != NULL && !ydoc_is_null(expect)) {

@@ -156,6 +156,10 @@ struct scenario {
   const char *compensate;
   const struct ydoc_node *compensate_node;
   bool compensate_inline;
+  /* spec.stateProbe: a host shell command whose output the idempotency
+   * check compares after one and two exit handler runs; NULL when absent.
+   * Points into doc. */
+  const char *state_probe;
 
   /* spec.expect, validated by expectations_validate; NULL when absent. */
   const struct ydoc_node *expect;

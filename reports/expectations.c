@@ -44,6 +44,7 @@ static const struct field handler_fields[] = {
     {"phase", V_STRING, node_phases},
     {"workflowStatus", V_STRING, workflow_statuses},
     {"by", V_STRING, handler_by},
+    {"idempotent", V_BOOL, NULL}, /* from the report's `idempotency` (a second run) */
     {NULL, V_STRING, NULL},
 };
 static const struct field node_fields[] = {
@@ -325,6 +326,7 @@ struct ectx {
   const char *file;
   json_t *results;
   ep_error **err;
+  const json_t *report;
 };
 
 /* Targets name nodes as a user sees them; the exact comparison comes first
@@ -648,6 +650,33 @@ static json_t *one(json_t *v) {
   return a;
 }
 
+/* The idempotency result shows what changed, file by file, wherever it
+ * is read (text, JUnit): "false: books/counter changed; ...". */
+static void name_changes(json_t *result, const json_t *idem) {
+  const json_t *changes = json_object_get(idem, "changes");
+  bool probe = json_is_true(json_object_get(json_object_get(idem, "stateProbe"), "changed"));
+  if (result == NULL || (json_array_size(changes) == 0 && !probe))
+    return;
+  char *text = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&text, &size);
+  if (out == NULL)
+    abort();
+  fputs(json_is_true(json_object_get(idem, "idempotent")) ? "true" : "false", out);
+  size_t i;
+  const json_t *c;
+  json_array_foreach(changes, i, c) {
+    fprintf(out, "%s %s %s", i == 0 ? ":" : ";",
+            json_string_value(json_object_get(c, "path")),
+            json_string_value(json_object_get(c, "change")));
+  }
+  if (probe)
+    fprintf(out, "%s the stateProbe's output changed", json_array_size(changes) ? ";" : ":");
+  fclose(out);
+  json_object_set_new(result, "note", json_string(text));
+  free(text);
+}
+
 static int eval_fixed(struct ectx *ev, const struct ydoc_node *map, const char *section,
                       const json_t *source, const struct field *fields) {
   for (size_t i = 0; i < map->n_pairs; i++) {
@@ -657,6 +686,14 @@ static int eval_fixed(struct ectx *ev, const struct ydoc_node *map, const char *
       return ep_error_at(ev->err, EP_EXIT_USAGE, ev->file, map->pairs[i].key->line,
                          map->pairs[i].key->column, "unknown field '%s' in %s", k, section);
     json_t *v = json_object_get(source, k);
+    if (strcmp(k, "idempotent") == 0) {
+      /* An inconclusive check is no result at all: the run says why, and
+       * the scenario is inconclusive rather than failed. */
+      const json_t *idem = json_object_get(ev->report, "idempotency");
+      if (!json_is_true(json_object_get(idem, "conclusive")))
+        continue;
+      v = json_object_get(idem, "idempotent");
+    }
     /* Argo omits an empty message; for the check it is the empty string. */
     json_t *values = one(strcmp(k, "message") == 0 ? string_or_empty(v)
                          : v != NULL               ? json_incref(v)
@@ -664,6 +701,9 @@ static int eval_fixed(struct ectx *ev, const struct ydoc_node *map, const char *
     char *path = make_path(section, NULL, k);
     int rc = eval_leaf(ev, path, map->pairs[i].value, f->type, values, NULL);
     free(path);
+    if (rc == 0 && strcmp(k, "idempotent") == 0)
+      name_changes(json_array_get(ev->results, json_array_size(ev->results) - 1),
+                   json_object_get(ev->report, "idempotency"));
     json_decref(values);
     if (rc < 0)
       return -1;
@@ -749,7 +789,7 @@ static int eval_targets(struct ectx *ev, const json_t *report, const struct ydoc
 
 int expectations_evaluate(const char *file, const struct ydoc_node *expect, const json_t *report,
                           json_t **results, ep_error **err) {
-  struct ectx ev = {.file = file, .results = json_array(), .err = err};
+  struct ectx ev = {.file = file, .results = json_array(), .err = err, .report = report};
   *results = NULL;
   int rc = 0;
   if (expect != NULL && expect->kind == YDOC_MAPPING) {
@@ -782,6 +822,13 @@ int expectations_evaluate(const char *file, const struct ydoc_node *expect, cons
   }
   *results = ev.results;
   return 0;
+}
+
+bool expectations_want_idempotency(const struct ydoc_node *expect) {
+  const struct ydoc_node *eh = expect != NULL && expect->kind == YDOC_MAPPING
+                                   ? ydoc_get(expect, "exitHandler")
+                                   : NULL;
+  return eh != NULL && eh->kind == YDOC_MAPPING && ydoc_get(eh, "idempotent") != NULL;
 }
 
 /* ---- verdict and text --------------------------------------------------- */

@@ -38,6 +38,10 @@ const char *expectations_verdict(const json_t *results, bool inconclusive);
 
 size_t expectations_failed_count(const json_t *results);
 
+/* Does the tree ask for exitHandler.idempotent (so the run must make the
+ * idempotency check)? */
+bool expectations_want_idempotency(const struct ydoc_node *expect);
+
 /* What a user reads: `nodes.work.exitCode: expected 137, got 1`,
  * `logs.cleanup: expected to contain "Sending", got "..."`.  Long values
  * are shortened.  malloc'd. */

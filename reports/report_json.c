@@ -93,6 +93,8 @@ static json_t *jstrn(const char *s, size_t n) {
 
 static json_t *jstr(const char *s) { return jstrn(s, strlen(s)); }
 
+json_t *report_json_text(const char *s, size_t n) { return jstrn(s, n); }
+
 static void set_str(json_t *obj, const char *key, const char *value) {
   set(obj, key, jstr(value));
 }
@@ -333,6 +335,8 @@ json_t *report_build(const struct run_state *st) {
   set(root, "warnings", strv_array(st->warnings, st->n_warnings));
   if (st->n_faults > 0)
     set(root, "faults", faults_json(st));
+  if (st->idempotency.checked)
+    set(root, "idempotency", report_idempotency_json(&st->idempotency));
   if (st->n_watchdog_actions > 0) {
     json_t *wd = must(json_object());
     set(wd, "actions", strv_array(st->watchdog_actions, st->n_watchdog_actions));

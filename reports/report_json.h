@@ -12,6 +12,13 @@
 
 #define REPORT_API_VERSION "exitprobe/v1"
 
+/* A JSON string of any bytes: invalid UTF-8 is replaced as everywhere in
+ * the report (file names and probe output are not text one can trust). */
+json_t *report_json_text(const char *s, size_t n);
+
+/* The `idempotency` object (report_idempotency.c). */
+json_t *report_idempotency_json(const struct idempotency_record *r);
+
 /* Build the report object.  Never fails short of memory exhaustion (aborts). */
 json_t *report_build(const struct run_state *st);
 

@@ -86,6 +86,26 @@ static const char *handler_message(const json_t *report) {
   return node != NULL ? nonempty(str_at(json_object_get(nodes, node), "message")) : NULL;
 }
 
+/* A report with an idempotency check (--idempotency): a change fails it,
+ * a check that could not be made leaves it inconclusive.  True when the
+ * check decided the outcome. */
+static bool idempotency_outcome(const json_t *report, struct report_outcome *o) {
+  const json_t *idem = json_object_get(report, "idempotency");
+  if (!json_is_true(json_object_get(idem, "checked")))
+    return false;
+  const char *reason = str_at(idem, "reason");
+  if (!json_is_true(json_object_get(idem, "conclusive"))) {
+    o->verdict = "inconclusive";
+    o->reason = xasprintf("idempotency check inconclusive: %s", reason ? reason : "?");
+    return true;
+  }
+  if (json_is_true(json_object_get(idem, "idempotent")))
+    return false;
+  o->verdict = "failed";
+  o->reason = xasprintf("the exit handler is not idempotent: %s", reason ? reason : "?");
+  return true;
+}
+
 static void derive_outcome(const json_t *report, struct report_outcome *o) {
   const json_t *eh = json_object_get(report, "exitHandler");
   const json_t *status = json_object_get(report, "status");
@@ -109,11 +129,13 @@ static void derive_outcome(const json_t *report, struct report_outcome *o) {
       const char *msg = handler_message(report);
       o->reason = xasprintf("the exit handler ran but ended %s%s%s", eh_phase ? eh_phase : "unknown",
                             msg ? ": " : "", msg ? msg : "");
-    } else {
+    } else if (!idempotency_outcome(report, o)) {
       o->verdict = "passed";
     }
     return;
   }
+  if (idempotency_outcome(report, o))
+    return;
   if (strcmp(phase, "Succeeded") == 0) {
     o->verdict = "passed";
     return;

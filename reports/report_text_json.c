@@ -87,6 +87,46 @@ static void print_faults(const json_t *report, FILE *out) {
   }
 }
 
+/* The idempotency check: its verdict and, for each file the second run of
+ * the exit handler touched, what it was and what it became. */
+static void print_idempotency(const json_t *report, FILE *out) {
+  const json_t *idem = json_object_get(report, "idempotency");
+  if (!json_is_object(idem))
+    return;
+  bool conclusive = json_is_true(json_object_get(idem, "conclusive"));
+  bool ok = json_is_true(json_object_get(idem, "idempotent"));
+  fprintf(out, "\nIdempotency: %s\n  ",
+          !conclusive ? "INCONCLUSIVE" : ok ? "idempotent" : "NOT IDEMPOTENT");
+  put_oneline(out, str_at(idem, "reason") ? str_at(idem, "reason") : "");
+  fputc('\n', out);
+  size_t i;
+  const json_t *c;
+  json_array_foreach(json_object_get(idem, "changes"), i, c) {
+    const char *change = str_at(c, "change");
+    fprintf(out, "  %-8s ", change ? change : "?");
+    put_oneline(out, str_at(c, "path") ? str_at(c, "path") : "?");
+    fputc('\n', out);
+    if (str_at(c, "before") != NULL) {
+      fputs("    before: ", out);
+      put_oneline(out, str_at(c, "before"));
+      fputc('\n', out);
+    }
+    if (str_at(c, "after") != NULL) {
+      fputs("    after:  ", out);
+      put_oneline(out, str_at(c, "after"));
+      fputc('\n', out);
+    }
+  }
+  const json_t *probe = json_object_get(idem, "stateProbe");
+  if (json_is_true(json_object_get(probe, "changed"))) {
+    fputs("  stateProbe output changed:\n    after one run:  ", out);
+    put_oneline(out, str_at(probe, "before") ? str_at(probe, "before") : "");
+    fputs("\n    after two runs: ", out);
+    put_oneline(out, str_at(probe, "after") ? str_at(probe, "after") : "");
+    fputc('\n', out);
+  }
+}
+
 /* What the watchdog did when the controller died, in its order (no times). */
 static void print_watchdog(const json_t *report, FILE *out) {
   const json_t *actions = json_object_get(json_object_get(report, "watchdog"), "actions");
@@ -161,6 +201,7 @@ void report_print_text_json(const json_t *report, const struct text_options *opt
 
   print_watchdog(report, out);
   print_faults(report, out);
+  print_idempotency(report, out);
   print_expectations(report, &o, color, out);
   report_outcome_free(&o);
   fflush(out);

@@ -35,6 +35,9 @@ struct run_args {
   bool quiet;
   bool isolate_network;
   bool dry_run;
+  bool idempotency;            /* --idempotency: run the exit handler twice, compare */
+  const char *state_probe;     /* --state-probe CMD (with --idempotency) */
+  const char *keep_workspace;  /* --keep-workspace DIR */
 };
 
 /* `exitprobe run ...`: argv[0] is "run".  Returns the process exit status. */

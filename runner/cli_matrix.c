@@ -76,6 +76,7 @@ struct cell_result {
   bool fired;    /* every fault of the cell fired */
   char *note;    /* "did not fire: ...", or why the cell has no result */
   unsigned long long seed;
+  const char *idempotent; /* "yes" / "no" from the idempotency check, else "unknown" */
 };
 
 struct cell {
@@ -107,6 +108,7 @@ struct matrix {
   int64_t timeout_ms;
   unsigned long long seed;
   bool color;
+  bool idempotency;          /* every cell runs the idempotency check (--idempotency) */
   bool tty;                  /* progress bar on stderr */
   sigset_t old_mask;
   int sigfd;
@@ -431,6 +433,10 @@ static void result_from_report(const json_t *report, struct cell_result *r) {
   r->runs = (int)json_integer_value(json_object_get(eh, "runs"));
   r->seed = (unsigned long long)json_integer_value(
       json_object_get(json_object_get(report, "run"), "seed"));
+  const json_t *idem = json_object_get(report, "idempotency");
+  r->idempotent = !json_is_true(json_object_get(idem, "conclusive")) ? "unknown"
+                  : json_is_true(json_object_get(idem, "idempotent")) ? "yes"
+                                                                      : "no";
   r->fired = true;
   const json_t *faults = json_object_get(report, "faults");
   for (size_t i = 0; i < json_array_size(faults); i++) {
@@ -557,7 +563,7 @@ static int spawn_cell(struct matrix *m, struct cell *c, ep_error **err) {
   if (rc < 0)
     goto out;
   char *argv[] = {"exitprobe", "run", "-q", "--color", "never", "--report", c->report_path,
-                  scenario, NULL};
+                  scenario, m->idempotency ? "--idempotency" : NULL, NULL};
   fflush(stdout);
   fflush(stderr);
   pid_t parent = getpid();
@@ -781,7 +787,8 @@ static void print_row(FILE *out, const struct cell *c, int w, bool color) {
     note = outcome_names[c->outcome];
   fprintf(out, "%s%c %03zu   %-*s  %-9s  %-9s  %-4s  %-10s  %-*s%s%s%s\n", on, mark, c->index, w,
           c->label, ran && c->res.phase ? c->res.phase : "-", ran && c->res.saw ? c->res.saw : "-",
-          ran ? runs : "-", ran ? by : "-", *note ? 10 : 0, "unknown", *note ? "  " : "", note,
+          ran ? runs : "-", ran ? by : "-", *note ? 10 : 0,
+          ran && c->res.idempotent ? c->res.idempotent : "unknown", *note ? "  " : "", note,
           *on ? "\033[0m" : "");
 }
 
@@ -828,7 +835,8 @@ static json_t *summary_cell(const struct matrix *m, const struct cell *c) {
                                                                  : json_null());
   json_object_set_new(o, "handlerRuns", ran ? json_integer(c->res.runs) : json_null());
   json_object_set_new(o, "by", json_string(ran && c->res.by ? c->res.by : "none"));
-  json_object_set_new(o, "idempotent", json_string("unknown"));
+  json_object_set_new(o, "idempotent", json_string(ran && c->res.idempotent ? c->res.idempotent
+                                                                            : "unknown"));
   json_object_set_new(o, "fired", json_boolean(ran && c->res.fired));
   if (c->res.note != NULL)
     json_object_set_new(o, "note", json_string(c->res.note));
@@ -969,6 +977,9 @@ static void print_matrix_usage(FILE *out) {
         "      --timeout DURATION   give up on a cell after this long (default 10m)\n"
         "      --color WHEN         auto (default), always or never; NO_COLOR is honoured\n"
         "      --list               print the selected cells and run nothing\n"
+        "      --idempotency        every cell also runs the exit handler a second time and\n"
+        "                           compares the workspace: the IDEMPOTENT column says\n"
+        "                           yes/no (off by default: it costs a second handler run)\n"
         "  -h, --help               show this help\n"
         "\n"
         "Rows where the exit handler did not run exactly once are marked '!'; rows\n"
@@ -1049,12 +1060,12 @@ struct matrix_args {
   long jobs, seed;
   int64_t timeout_ms;
   int color;
-  bool require_once, list;
+  bool require_once, list, idempotency;
 };
 
 static int parse_matrix_args(int argc, char **argv, struct matrix_args *a, ep_error **err) {
   enum { OPT_FAULTS = 256, OPT_SHARD, OPT_REPORT_DIR, OPT_REQUIRE_ONCE, OPT_SEED, OPT_TIMEOUT,
-         OPT_COLOR, OPT_LIST };
+         OPT_COLOR, OPT_LIST, OPT_IDEMPOTENCY };
   static const struct option longopts[] = {
       {"faults", required_argument, NULL, OPT_FAULTS},
       {"shard", required_argument, NULL, OPT_SHARD},
@@ -1065,6 +1076,7 @@ static int parse_matrix_args(int argc, char **argv, struct matrix_args *a, ep_er
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"color", required_argument, NULL, OPT_COLOR},
       {"list", no_argument, NULL, OPT_LIST},
+      {"idempotency", no_argument, NULL, OPT_IDEMPOTENCY},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -1109,6 +1121,9 @@ static int parse_matrix_args(int argc, char **argv, struct matrix_args *a, ep_er
       break;
     case OPT_LIST:
       a->list = true;
+      break;
+    case OPT_IDEMPOTENCY:
+      a->idempotency = true;
       break;
     case 'h':
       return 1;
@@ -1203,6 +1218,7 @@ int cli_matrix(int argc, char **argv) {
   m.jobs = a.jobs;
   m.timeout_ms = a.timeout_ms;
   m.seed = (unsigned long long)a.seed;
+  m.idempotency = a.idempotency;
   m.color = cli_want_color(a.color);
   m.tty = isatty(STDERR_FILENO);
   struct selection sel = {.kinds = a.kinds, .shard = a.shard_i, .n_shards = a.shard_n};
@@ -1280,7 +1296,8 @@ static bool same_str(const char *x, const char *y) {
 
 static bool same_result(const struct cell_result *x, const struct cell_result *y) {
   return same_str(x->phase, y->phase) && same_str(x->saw, y->saw) && same_str(x->by, y->by) &&
-         x->runs == y->runs && x->fired == y->fired;
+         x->runs == y->runs && x->fired == y->fired &&
+         same_str(x->idempotent, y->idempotent);
 }
 
 /* The cell a report was made for, or a usage error naming what is missing. */
@@ -1368,6 +1385,8 @@ int cli_replay(int argc, char **argv) {
   recorded.state = CELL_DONE;
   recorded.outcome = OUT_RAN;
   result_from_report(report, &recorded.res);
+  /* A cell recorded with the idempotency check is replayed with it. */
+  m.idempotency = json_is_object(json_object_get(report, "idempotency"));
   m.color = cli_want_color(color);
   m.tty = isatty(STDERR_FILENO);
   if (matrix_prepare(&m, &err) < 0)

@@ -51,6 +51,14 @@ static void print_run_usage(FILE *out) {
         "      --run-dir DIR           keep the run's directory (ledger, controller state)\n"
         "                              in DIR and supervise the run, so that `exitprobe\n"
         "                              watchdog DIR` can reconcile it if this process dies\n"
+        "      --idempotency           after the run, run the exit handler a second time on\n"
+        "                              the state the first left and compare the workspace\n"
+        "                              (claim volumes); exit 1 when anything changed\n"
+        "      --state-probe COMMAND   with --idempotency: a host shell command (cwd and\n"
+        "                              $EXITPROBE_WORKSPACE = the workspace) whose output is\n"
+        "                              compared as well\n"
+        "      --keep-workspace DIR    copy the workspace (claim volumes) to DIR, which must\n"
+        "                              not exist, at the end of the run\n"
         "      --fault TARGET:ACTION[=VALUE][@AFTER]\n"
         "                              inject a fault for a quick try (repeatable), e.g.\n"
         "                              work:exit=3, work:signal=SIGKILL@200ms, work:hang,\n"
@@ -90,7 +98,8 @@ static int parse_duration_ms(const char *text, int *out) {
 }
 static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err) {
   enum { OPT_GRACE = 256, OPT_COLOR, OPT_NET, OPT_IMAGE, OPT_REPORT_DIR, OPT_JUNIT, OPT_DRY_RUN,
-         OPT_REQUIRE, OPT_FAULT, OPT_RUN_DIR };
+         OPT_REQUIRE, OPT_FAULT, OPT_RUN_DIR, OPT_IDEMPOTENCY, OPT_STATE_PROBE,
+         OPT_KEEP_WORKSPACE };
   static const struct option longopts[] = {
       {"parameter", required_argument, NULL, 'p'},
       {"parameter-file", required_argument, NULL, 'f'},
@@ -106,6 +115,9 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
       {"color", required_argument, NULL, OPT_COLOR},
       {"isolate-network", no_argument, NULL, OPT_NET},
       {"quiet", no_argument, NULL, 'q'},
+      {"idempotency", no_argument, NULL, OPT_IDEMPOTENCY},
+      {"state-probe", required_argument, NULL, OPT_STATE_PROBE},
+      {"keep-workspace", required_argument, NULL, OPT_KEEP_WORKSPACE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -181,6 +193,20 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
     case 'q':
       a->quiet = true;
       break;
+    case OPT_IDEMPOTENCY:
+      a->idempotency = true;
+      break;
+    case OPT_STATE_PROBE:
+      a->state_probe = optarg;
+      break;
+    case OPT_KEEP_WORKSPACE: {
+      struct stat sb;
+      if (lstat(optarg, &sb) == 0)
+        return ep_error_set(err, EP_EXIT_USAGE, "--keep-workspace: %s exists; name a new "
+                                                "directory", optarg);
+      a->keep_workspace = optarg;
+      break;
+    }
     case 'h':
       return 1;
     case ':':
@@ -191,6 +217,8 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
       return ep_error_set(err, EP_EXIT_USAGE, "unknown option '%s'", argv[optind - 1]);
     }
   }
+  if (a->state_probe != NULL && !a->idempotency)
+    return ep_error_set(err, EP_EXIT_USAGE, "--state-probe needs --idempotency");
   if (optind >= argc)
     return ep_error_set(err, EP_EXIT_USAGE, "run needs a workflow file (see exitprobe run --help)");
   a->paths = (const char **)&argv[optind];
@@ -284,6 +312,22 @@ static void quick_fault_error(const struct run_args *a, ep_error *e) {
   e->line = e->column = 0;
 }
 
+/* --idempotency: a change on the second run fails even a Succeeded run; a
+ * check that could not be made is never a silent pass (exit 3). */
+static int idempotency_status(const struct idempotency_record *r, int status) {
+  if (!r->checked || (status != EP_EXIT_OK && status != EP_EXIT_FAILED))
+    return status;
+  if (!r->conclusive) {
+    fprintf(stderr, "exitprobe: idempotency check inconclusive: %s\n", r->reason);
+    return EP_EXIT_ENVIRONMENT;
+  }
+  if (!r->idempotent) {
+    fprintf(stderr, "exitprobe: the exit handler is not idempotent: %s\n", r->reason);
+    return EP_EXIT_FAILED;
+  }
+  return status;
+}
+
 /* A single workflow (with --fault quick faults, if any). */
 static int run_single_workflow(struct run_args *a, ep_error **err) {
   struct workflow *wf = NULL;
@@ -327,6 +371,8 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
       .grace_ms = a->grace_ms, .isolate_network = a->isolate_network, .quiet = a->quiet,
       .images = a->images, .n_images = a->n_images, .run_dir = a->run_dir,
       .params = a->params, .n_params = a->n_params,
+      .idempotency = a->idempotency, .state_probe = a->state_probe,
+      .keep_workspace = a->keep_workspace,
   };
   if (run_workflow(&req, &st, err) < 0)
     goto fail;
@@ -357,6 +403,7 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
     if (status == EP_EXIT_OK || status == EP_EXIT_FAILED)
       status = EP_EXIT_ENVIRONMENT;
   }
+  status = idempotency_status(&st->idempotency, status);
   goto out;
 fail:
   ep_error_print(*err, stderr);

@@ -186,6 +186,8 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
       .quiet = true, .images = a->images, .n_images = a->n_images, .run_dir = a->run_dir,
       .scenario_file = r->path, .delivery = r->sc->at_most_once ? 1 : 0,
       .compensate = r->sc->compensate,
+      .idempotency = a->idempotency || expectations_want_idempotency(r->sc->expect),
+      .state_probe = r->sc->state_probe ? r->sc->state_probe : a->state_probe,
   };
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -218,7 +220,21 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
     if (w < 0)
       abort();
   }
-  r->verdict = expectations_verdict(r->results, !all_fired);
+  bool idem_doubt = st->idempotency.checked && !st->idempotency.conclusive;
+  if (idem_doubt && r->reason == NULL &&
+      asprintf(&r->reason, "idempotency check inconclusive: %s", st->idempotency.reason) < 0)
+    abort();
+  r->verdict = expectations_verdict(r->results, !all_fired || idem_doubt);
+  /* --idempotency on the command line: a change fails the scenario even
+   * when its expect does not mention the check. */
+  if (a->idempotency && st->idempotency.conclusive && !st->idempotency.idempotent &&
+      !expectations_want_idempotency(r->sc->expect)) {
+    r->verdict = "failed";
+    free(r->reason);
+    if (asprintf(&r->reason, "--idempotency: the exit handler is not idempotent: %s",
+                 st->idempotency.reason) < 0)
+      abort();
+  }
   json_object_set_new(report, "expectations", json_incref(r->results));
   json_object_set_new(report, "verdict", json_string(r->verdict));
   if (r->reason != NULL)

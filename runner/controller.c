@@ -145,7 +145,8 @@ static void init_globals(struct controller *c) {
   char secs[32];
   snprintf(secs, sizeof(secs), "%" PRId64, c->st->started_at_us / 1000000);
   var_scope_set(&c->globals, "workflow.creationTimestamp.s", secs);
-  var_scope_set(&c->globals, "workflow.failures", "\"null\"");
+  var_scope_set(&c->globals, "workflow.failures",
+                c->opts->workflow_failures ? c->opts->workflow_failures : "\"null\"");
   /* workflow.parameters as JSON: [{"name":..,"value":..}] */
   size_t cap = 64;
   char *json = strdup("[");
@@ -361,7 +362,11 @@ static void reconcile_once(struct controller *c) {
   check_workflow_deadline(c);
   tend_pods(c);
   check_shutdown_faults(c);
-  struct wf_node *entry = run_top(c, c->wf->name, c->wf->entrypoint, NULL, 0, false);
+  /* A redelivered exit handler (opts->exit_handler_only) gets its hook's arguments. */
+  bool handler_only = c->opts->exit_handler_only;
+  struct wf_node *entry =
+      run_top(c, c->wf->name, c->wf->entrypoint, handler_only ? c->wf->exit_arguments : NULL,
+              handler_only ? c->wf->n_exit_arguments : 0, handler_only);
   if (c->internal_error)
     return;
   publish_global_outputs(c);

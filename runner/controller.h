@@ -34,6 +34,11 @@ struct controller_options {
   bool network_isolated;   /* every step in its own network namespace */
   FILE *progress;          /* live progress lines, or NULL */
   const char *work_dir;    /* per-run scratch (step /tmp dirs); created and removed */
+  const char *workspace_dir; /* the run's claim volumes live here (see workspace.h); kept */
+  const char *workflow_failures; /* {{workflow.failures}} from the start (a second exit
+                                    handler run), or NULL */
+  bool exit_handler_only;  /* wf->entrypoint is the exit handler, run again with the exit
+                              hook's arguments and an exit handler's exemptions */
 
   /* Runs under a supervisor (watchdog/supervisor.c), which owns the ledger:
    * every event is sent as a line on journal_fd and acknowledged with one

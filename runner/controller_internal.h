@@ -40,6 +40,7 @@ struct pod {
   struct sandbox_result result;
   struct watch watches[4];
   char *tmp_dir;           /* host directory bound at the step's /tmp */
+  char *volumes_dir;       /* the pod's emptyDir volumes (removed with the pod), or NULL */
   bool exited, stdout_eof, stderr_eof;
   bool in_exit_handler;    /* exempt from Stop and the workflow deadline */
   enum kill_reason kill_reason;

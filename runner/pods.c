@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "controller_internal.h"
+#include "volumes.h"
 
 int epoll_add(struct controller *c, int fd, struct watch *w) {
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
@@ -158,6 +159,11 @@ static void pod_free(struct pod *p) {
   if (p->step.stderr_fd >= 0)
     close(p->step.stderr_fd);
   free(p->tmp_dir);
+  if (p->volumes_dir != NULL) {
+    /* Kubernetes deletes a pod's emptyDir with the pod. */
+    remove_tree(p->volumes_dir);
+    free(p->volumes_dir);
+  }
   free(p);
 }
 
@@ -253,6 +259,7 @@ static void on_output_line(void *ctx, const char *line, size_t len) {
 void launch_pod(struct controller *c, struct wf_node *node, const struct wf_template *t,
                 const struct var_scope *scope, const struct exec_ctx *x) {
   struct resolved_step r = {0};
+  struct step_binds binds = {NULL, 0};
   char *why = NULL;
   ep_error *e = NULL;
   struct pod *p = calloc(1, sizeof(*p));
@@ -300,6 +307,15 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     free(msg);
     goto done;
   }
+  if (t->n_mounts > 0) {
+    p->volumes_dir = xasprintf("%s/%s.volumes", c->opts->work_dir, node->id);
+    remove_tree(p->volumes_dir); /* a retry's pod gets fresh emptyDirs too */
+    if (volumes_prepare_step(c->wf, t, c->opts->workspace_dir, p->volumes_dir, &binds, &why) <
+        0) {
+      node_finish(node, PHASE_ERROR, why);
+      goto done;
+    }
+  }
   struct sandbox_step_spec spec = {
       .name = node->id,
       .hostname = node->pod_name,
@@ -311,6 +327,8 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
       .memory_limit = t->memory_limit,
       .pids_limit = t->pids_limit,
       .network_isolated = c->opts->network_isolated,
+      .binds = binds.binds,
+      .n_binds = binds.n,
   };
   fault_plan_prepare_step(c->opts->faults, node, &spec, &p->faults);
   if (sandbox_launch(c->sandbox, &spec, &p->step, &e) < 0) {
@@ -355,6 +373,7 @@ done:
   }
   var_scope_clear(&local);
   resolved_step_free(&r);
+  step_binds_free(&binds);
   free(why);
 }
 
@@ -408,15 +427,23 @@ static int collect_output_parameters(struct pod *p, char **why) {
     char *value = NULL;
     if (out->value_from_path != NULL) {
       const char *path = out->value_from_path;
-      if (strncmp(path, "/tmp/", 5) == 0)
+      char *vol_dir = NULL;
+      const char *vol_rest = NULL;
+      bool in_volume = volumes_locate(p->owner->wf, t, p->owner->opts->workspace_dir,
+                                      p->volumes_dir, path, &vol_dir, &vol_rest) == 0;
+      if (in_volume) /* the step saw the volume there, not its /tmp */
+        value = read_step_file(vol_dir, vol_rest);
+      else if (strncmp(path, "/tmp/", 5) == 0)
         value = read_step_file(p->tmp_dir, path + 5);
+      free(vol_dir);
       if (value == NULL && out->default_value != NULL)
         value = strdup(out->default_value);
       if (value == NULL) {
         *why = xasprintf("failed to read output parameter '%s' from %s%s", out->name, path,
-                         strncmp(path, "/tmp/", 5) == 0
+                         in_volume || strncmp(path, "/tmp/", 5) == 0
                              ? ": no such file"
-                             : ": exitprobe collects output files only from the step's /tmp");
+                             : ": exitprobe collects output files only from the step's /tmp "
+                               "and its volumes");
         return -1;
       }
     } else if (out->value != NULL) {

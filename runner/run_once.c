@@ -7,6 +7,8 @@
 
 #include "../injector/faults.h"
 #include "../watchdog/reconcile.h"
+#include "idempotency.h"
+#include "workspace.h"
 #include "../watchdog/supervisor.h"
 
 #include <errno.h>
@@ -116,7 +118,7 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   /* Run directories are named after their exitprobe process: those of
    * runs that were killed are removed, and the user is told. */
   leftovers_sweep_run_dirs("/tmp", keep_for_watchdog, stderr, stderr);
-  char *step_dirs = NULL, *argosay = NULL;
+  char *step_dirs = NULL, *argosay = NULL, *workspace = NULL;
   int rc = -1;
   st->workflow_name = strdup(wf->name);
   st->workflow_file = strdup(req->workflow_file);
@@ -143,6 +145,14 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   }
   if (asprintf(&step_dirs, "%s/steps", work_dir) < 0)
     abort();
+  /* Claim volumes live in the run directory: a restarted controller and the
+   * watchdog's compensation find them where the first controller left them. */
+  workspace = xasprintf("%s/workspace", work_dir);
+  if (mkdir(workspace, 0755) < 0) {
+    ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot create %s", workspace);
+    remove_run_dir(work_dir);
+    goto out;
+  }
   argosay = find_argosay();
   struct controller_options copts = {
       .faults = req->faults,
@@ -154,6 +164,7 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
       .network_isolated = req->isolate_network,
       .progress = req->quiet ? NULL : stderr,
       .work_dir = step_dirs,
+      .workspace_dir = workspace,
   };
   const struct fault *crash = fault_plan_find(req->faults, FAULT_CONTROLLER_CRASH);
   if (crash == NULL)
@@ -177,11 +188,24 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   } else {
     rc = controller_run(wf, req->sandbox, &copts, st, err);
   }
+  if (rc == 0 && st != NULL && req->idempotency) {
+    struct idempotency_request ireq = {.wf = wf, .sandbox = req->sandbox, .opts = &copts,
+                                       .workspace_dir = workspace,
+                                       .state_probe = req->state_probe};
+    rc = idempotency_check(&ireq, st, err);
+  }
+  if (rc == 0 && st != NULL && req->keep_workspace != NULL) {
+    if (ws_copy_tree(workspace, req->keep_workspace, err) < 0)
+      rc = -1;
+    else
+      run_state_add_note(st, "the workspace was kept in %s", req->keep_workspace);
+  }
   if (req->run_dir != NULL)
     run_dir_release_steps(work_dir); /* the ledger and states stay: the user asked for them */
   else
     remove_run_dir(work_dir);
 out:
+  free(workspace);
   free(step_dirs);
   free(argosay);
   if (rc < 0 || st == NULL) {

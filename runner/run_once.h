@@ -35,6 +35,9 @@ struct run_request {
   size_t n_params;
   int delivery;                  /* enum delivery_policy of the compensation */
   const char *compensate;        /* scenario's compensate: template, or NULL */
+  bool idempotency;            /* run the exit handler again and compare (idempotency.h) */
+  const char *state_probe;     /* with idempotency: host command whose output is compared */
+  const char *keep_workspace;  /* copy the workspace here at the end (must not exist), or NULL */
 };
 
 /* Run to the end.  *out is the run's state (the caller frees it) on

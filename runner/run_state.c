@@ -279,6 +279,21 @@ static void node_free(struct wf_node *n) {
   free(n);
 }
 
+void run_state_clear_idempotency(struct idempotency_record *r) {
+  for (size_t i = 0; i < r->n_changes; i++) {
+    free(r->changes[i].path);
+    free(r->changes[i].change);
+    free(r->changes[i].before);
+    free(r->changes[i].after);
+  }
+  free(r->changes);
+  free(r->reason);
+  free(r->probe);
+  free(r->probe_before);
+  free(r->probe_after);
+  memset(r, 0, sizeof(*r));
+}
+
 void run_state_free(struct run_state *st) {
   if (st == NULL)
     return;
@@ -310,6 +325,7 @@ void run_state_free(struct run_state *st) {
     free(f->detail);
   }
   free(st->faults);
+  run_state_clear_idempotency(&st->idempotency);
   free(st);
 }
 

@@ -88,6 +88,30 @@ struct exit_handler_record {
   char *node_id;
 };
 
+/* The idempotency check: the exit handler run a second time on the state
+ * the first run left, and the workspace compared after one and two runs. */
+struct idempotency_change {
+  char *path;   /* relative to the workspace root: "<claim>/file" */
+  char *change; /* "added" | "removed" | "changed" */
+  char *before; /* description, or NULL when absent */
+  char *after;
+};
+
+struct idempotency_record {
+  bool checked;      /* --idempotency or a scenario asked */
+  bool conclusive;   /* false: no exit handler, or the second run could not happen */
+  bool idempotent;   /* conclusive and nothing changed */
+  char *reason;      /* one line: what was found, or why it is inconclusive */
+  bool second_ran;
+  enum node_phase second_phase;
+  struct idempotency_change *changes;
+  size_t n_changes;
+  size_t n_files;    /* entries in the workspace after the first run */
+  char *probe;       /* the stateProbe command, or NULL */
+  char *probe_before, *probe_after; /* its stdout after one and after two runs */
+  bool probe_changed;
+};
+
 /* A fault a scenario asked for, and what became of it. */
 struct fault_record {
   char *action;       /* "signal", "oom", ... */
@@ -116,6 +140,7 @@ struct run_state {
   struct node_index *index;  /* name -> node */
 
   struct exit_handler_record exit_handler;
+  struct idempotency_record idempotency;
 
   bool interrupted;
   int interrupt_signal;      /* SIGINT/SIGTERM that interrupted the run, 0 if none */
@@ -145,6 +170,7 @@ struct run_state {
 };
 
 struct run_state *run_state_new(void);
+void run_state_clear_idempotency(struct idempotency_record *r);
 void run_state_free(struct run_state *st);
 
 /* Node id as Argo derives it: the workflow name for the entry node, otherwise

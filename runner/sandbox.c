@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "sandbox_binds.h"
 #include "seccomp_filter.h"
 
 #define SETUP_FAILED_EXIT 64 /* like Argo's emissary */
@@ -429,6 +430,10 @@ static void setup_mounts(const struct launch_plan *p) {
   /* Nothing we mount may propagate back to the host's namespace. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     init_fail(p, "making mounts private", "/", errno);
+  int bind_fds[SANDBOX_MAX_BINDS];
+  struct bind_failure bf = {NULL, NULL};
+  if (sandbox_binds_open(p->spec->binds, p->spec->n_binds, bind_fds, &bf) < 0)
+    init_fail(p, bf.what, bf.path, errno);
   make_root_readonly(p);
   if (p->spec->tmp_host_dir != NULL)
     bind_host_tmp(p, p->spec->tmp_host_dir);
@@ -442,6 +447,10 @@ static void setup_mounts(const struct launch_plan *p) {
     init_fail(p, "mount proc on", "/proc", errno);
   bind_readonly(p, "/proc/sys");
   bind_readonly(p, "/proc/sysrq-trigger");
+  if (sandbox_binds_apply(p->spec->binds, p->spec->n_binds, bind_fds, &bf) < 0)
+    init_fail(p, bf.what, bf.path, errno);
+  for (size_t i = 0; i < p->spec->n_binds; i++)
+    close(bind_fds[i]);
 }
 
 static void loopback_up(const struct launch_plan *p) {
@@ -1155,6 +1164,13 @@ static int check_spec(const struct sandbox_context *ctx, const struct sandbox_st
     return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_launch: step has no command");
   if (spec->n_syscall_faults > 0 && spec->syscall_faults == NULL)
     return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_launch: syscall faults missing");
+  if (spec->n_binds > SANDBOX_MAX_BINDS || (spec->n_binds > 0 && spec->binds == NULL))
+    return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_launch: bad volume mounts");
+  if (spec->n_binds > 0 && !ctx->caps.namespaces)
+    return ep_error_set(err, EP_EXIT_ENVIRONMENT,
+                        "step %s mounts volumes, which needs a mount namespace, and namespaces "
+                        "cannot be created here",
+                        spec->name != NULL ? spec->name : "?");
   if (spec->network_isolated && !ctx->caps.net_namespace)
     return ep_error_set(err, EP_EXIT_ENVIRONMENT,
                         "step %s asks for network isolation, but network namespaces cannot be "

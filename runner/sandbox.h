@@ -87,6 +87,14 @@ struct sandbox_syscall_fault {
   size_t tag;        /* passed back to the decision callback */
 };
 
+/* A host directory shown inside the step (a volume mount). */
+struct sandbox_bind {
+  const char *host_dir; /* absolute host path, a directory */
+  const char *path;     /* absolute path inside the step, normalised, not "/" */
+  bool read_only;
+};
+#define SANDBOX_MAX_BINDS 64
+
 struct sandbox_step_spec {
   const char *name;        /* unique per context (node id): names the step cgroup */
   const char *hostname;    /* pod name; truncated to 63 bytes */
@@ -104,6 +112,11 @@ struct sandbox_step_spec {
   bool network_isolated;   /* new network namespace with loopback only */
   const struct sandbox_syscall_fault *syscall_faults;
   size_t n_syscall_faults;
+  /* Volume mounts, applied in this order after the root was made read-only
+   * and /tmp, /dev, /proc were set up (parents before children: sort by
+   * path).  A missing mount point is created (see sandbox_binds.h). */
+  const struct sandbox_bind *binds;
+  size_t n_binds;
 };
 
 struct sandbox_step {

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include "template_vars.h"
+#include "volumes.h"
 
 /* Parsing state: the file name for messages and where errors go. */
 struct parse_ctx {
@@ -339,7 +340,7 @@ static const struct field_rule container_fields[] = {
     {"stdin", FIELD_NO_LOCAL_EFFECT},
     {"tty", FIELD_NO_LOCAL_EFFECT},
     {"envFrom", FIELD_UNSUPPORTED},
-    {"volumeMounts", FIELD_UNSUPPORTED},
+    {"volumeMounts", FIELD_USED},
     {"volumeDevices", FIELD_UNSUPPORTED},
     {"lifecycle", FIELD_NO_LOCAL_EFFECT},
     {NULL, 0},
@@ -366,6 +367,9 @@ static int parse_container(struct parse_ctx *ctx, const struct ydoc_node *n, boo
       get_string(ctx, v, "workingDir", &t->working_dir) < 0)
     return -1;
   if ((v = ydoc_get(n, "resources")) != NULL && parse_resources(ctx, v, t) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "volumeMounts")) != NULL &&
+      volumes_parse_mounts(ctx->file, v, &t->mounts, &t->n_mounts, ctx->err) < 0)
     return -1;
   v = ydoc_get(n, "source");
   if (script) {
@@ -877,7 +881,7 @@ static const struct field_rule template_fields[] = {
     {"daemon", FIELD_UNSUPPORTED},
     {"sidecars", FIELD_UNSUPPORTED},
     {"initContainers", FIELD_UNSUPPORTED},
-    {"volumes", FIELD_UNSUPPORTED},
+    {"volumes", FIELD_USED},
     {"synchronization", FIELD_UNSUPPORTED},
     {"memoize", FIELD_UNSUPPORTED},
     {"hooks", FIELD_UNSUPPORTED},
@@ -918,6 +922,8 @@ static void template_free(struct wf_template *t) {
   retry_free(&t->retry);
   free(t->timeout);
   free(t->active_deadline_seconds);
+  volume_mounts_free(t->mounts, t->n_mounts);
+  volumes_free(t->volumes, t->n_volumes);
 }
 
 static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
@@ -963,6 +969,9 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
       return fail_at(ctx, v, "activeDeadlineSeconds must be a non-negative integer");
   }
   if ((v = ydoc_get(n, "parallelism")) != NULL && parse_parallelism(ctx, v, &t->parallelism) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "volumes")) != NULL &&
+      volumes_parse(ctx->file, v, "volumes", &t->volumes, &t->n_volumes, ctx->err) < 0)
     return -1;
   if ((v = ydoc_get(n, "failFast")) != NULL && get_bool(ctx, v, "failFast", &t->fail_fast) < 0)
     return -1;
@@ -1134,8 +1143,8 @@ static const struct field_rule spec_fields[] = {
     {"parallelism", FIELD_USED},
     {"activeDeadlineSeconds", FIELD_USED},
     {"retryStrategy", FIELD_USED},
-    {"volumes", FIELD_UNSUPPORTED},
-    {"volumeClaimTemplates", FIELD_UNSUPPORTED},
+    {"volumes", FIELD_USED},
+    {"volumeClaimTemplates", FIELD_USED},
     {"workflowTemplateRef", FIELD_UNSUPPORTED},
     {"templateDefaults", FIELD_UNSUPPORTED},
     {"suspend", FIELD_UNSUPPORTED},
@@ -1698,6 +1707,12 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
     return -1;
   if (apply_overrides(ctx, overrides, n_overrides) < 0)
     return -1;
+  if ((v = ydoc_get(spec, "volumes")) != NULL &&
+      volumes_parse(ctx->file, v, "spec.volumes", &wf->volumes, &wf->n_volumes, ctx->err) < 0)
+    return -1;
+  if ((v = ydoc_get(spec, "volumeClaimTemplates")) != NULL &&
+      volumes_parse_claim_templates(ctx->file, v, &wf->volumes, &wf->n_volumes, ctx->err) < 0)
+    return -1;
   v = ydoc_get(spec, "templates");
   if (v == NULL || ydoc_is_null(v))
     return fail_at(ctx, spec, "spec.templates is required");
@@ -1711,6 +1726,8 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
     if (parse_template(ctx, v->items[i], &wf->templates[i]) < 0)
       return -1;
   }
+  if (volumes_validate(wf, ctx->err) < 0)
+    return -1;
   return validate(ctx);
 }
 
@@ -1792,6 +1809,7 @@ void workflow_free(struct workflow *wf) {
   for (size_t i = 0; i < wf->n_exit_arguments; i++)
     parameter_free(&wf->exit_arguments[i]);
   free(wf->exit_arguments);
+  volumes_free(wf->volumes, wf->n_volumes);
   ydoc_free(wf->doc);
   free(wf);
 }

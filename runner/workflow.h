@@ -35,6 +35,27 @@ struct wf_env_var {
   struct src_pos pos;
 };
 
+/* A declared volume.  Claims (volumeClaimTemplates, persistentVolumeClaim)
+ * are one host directory per run, named `claim`, shared by every step that
+ * mounts them; an emptyDir is a fresh directory per pod. */
+enum wf_volume_kind { VOLUME_EMPTY_DIR, VOLUME_CLAIM };
+
+struct wf_volume {
+  char *name;
+  enum wf_volume_kind kind;
+  char *claim; /* VOLUME_CLAIM: the directory's name in the run's workspace */
+  bool read_only; /* persistentVolumeClaim.readOnly: every mount is read-only */
+  struct src_pos pos;
+};
+
+struct wf_volume_mount {
+  char *name;
+  char *mount_path; /* absolute, normalised, not "/" */
+  char *sub_path;   /* relative, normalised, or NULL */
+  bool read_only;
+  struct src_pos pos;
+};
+
 enum wf_template_kind {
   TEMPLATE_CONTAINER,
   TEMPLATE_SCRIPT,
@@ -126,6 +147,10 @@ struct wf_template {
   char *source; /* script only */
   uint64_t memory_limit; /* resources.limits.memory in bytes, 0 = default */
   int64_t pids_limit;    /* resources.limits.pids (exitprobe extension), 0 = default */
+  struct wf_volume_mount *mounts; /* container/script volumeMounts */
+  size_t n_mounts;
+  struct wf_volume *volumes; /* template-level volumes */
+  size_t n_volumes;
 
   /* steps */
   struct wf_step_group *groups;
@@ -171,6 +196,8 @@ struct workflow {
   size_t n_hooks;
   struct wf_parameter *exit_arguments; /* spec.hooks.exit.arguments */
   size_t n_exit_arguments;
+  struct wf_volume *volumes; /* spec.volumes, then spec.volumeClaimTemplates */
+  size_t n_volumes;
   char **warnings;     /* "file:line:col: warning: ..." for fields we do not act on */
   size_t n_warnings;
   struct ydoc *doc;

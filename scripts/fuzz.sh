@@ -43,8 +43,8 @@ templates="runner/template_vars.c runner/expr.c"
 sources_for() {
   case "$1" in
   yaml) echo "$common" runner/yaml_doc.c ;;
-  workflow) echo "$common" runner/yaml_doc.c runner/workflow.c $templates ;;
-  scenario) echo "$common" runner/yaml_doc.c runner/workflow.c $templates \
+  workflow) echo "$common" runner/yaml_doc.c runner/workflow.c runner/volumes.c $templates ;;
+  scenario) echo "$common" runner/yaml_doc.c runner/workflow.c runner/volumes.c $templates \
                  injector/scenario.c reports/expectations.c ;;
   template) echo "$common" $templates ;;
   expr) echo "$common" runner/expr.c ;;

@@ -284,6 +284,45 @@ static json_t *run_shard(const char *workflow, const char *shard, const char *di
   return summary;
 }
 
+/* --idempotency: every cell makes the check; the ledger cleanup is caught
+ * in every cell where the handler ran, and the column replays. */
+static void test_idempotency_column(void **state) {
+  (void)seed_or_skip(state);
+  char wf[4096];
+  snprintf(wf, sizeof(wf), "%s/scenarios/idempotency/ledger-cleanup-workflow.yaml",
+           test_source_root());
+  const char *dir = test_path(test_temp_dir(), "idem");
+  char *argv[] = {(char *)test_exitprobe_bin(), "matrix", "--faults", "exit,terminate", "-j", "2",
+                  "--idempotency", "--report-dir", (char *)dir, wf, NULL};
+  struct test_cmd_result r = test_run(argv);
+  if (r.exit_status != 0)
+    fail_msg("matrix --idempotency exited %d:\n%s\n%s", r.exit_status, r.out, r.err);
+  json_error_t jerr;
+  json_t *summary = json_load_file(test_path(dir, "summary.json"), 0, &jerr);
+  assert_non_null(summary);
+  assert_string_equal(str_field(cell_named(summary, "exit 1 @ work"), "idempotent"), "no");
+  /* terminate: the handler never ran, so there is nothing to compare. */
+  assert_string_equal(str_field(cell_named(summary, "terminate @ work"), "idempotent"),
+                      "unknown");
+  char *report = strdup(test_path(dir, str_field(cell_named(summary, "exit 1 @ work"), "report")));
+  char *rargv[] = {(char *)test_exitprobe_bin(), "replay", report, NULL};
+  struct test_cmd_result rr = test_run(rargv);
+  if (rr.exit_status != 0 || strstr(rr.out, " no") == NULL)
+    fail_msg("replay exited %d:\n%s\n%s", rr.exit_status, rr.out, rr.err);
+  free(report);
+  test_cmd_result_free(&rr);
+  json_decref(summary);
+  test_cmd_result_free(&r);
+  /* Off by default: the column stays unknown. */
+  char *plain[] = {(char *)test_exitprobe_bin(), "matrix", "--faults", "exit", "-j", "2", wf,
+                   NULL};
+  r = test_run(plain);
+  assert_int_equal(r.exit_status, 0);
+  assert_null(strstr(r.out, "  no"));
+  assert_non_null(strstr(r.out, "unknown"));
+  test_cmd_result_free(&r);
+}
+
 static void test_shards_partition(void **state) {
   struct seed_matrix *s = seed_or_skip(state);
   char *argv[] = {(char *)test_exitprobe_bin(), "matrix", "--faults", "exit,restart", "--list",
@@ -434,6 +473,7 @@ int main(void) {
       cmocka_unit_test(test_seed_matrix_table_and_summary),
       cmocka_unit_test(test_replay_reproduces_row),
       cmocka_unit_test(test_require_once),
+      cmocka_unit_test(test_idempotency_column),
       cmocka_unit_test(test_shards_partition),
       cmocka_unit_test(test_bad_usage),
       cmocka_unit_test(test_sigint_leaves_nothing),

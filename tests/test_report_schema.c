@@ -374,7 +374,7 @@ static void test_schema_is_supported(void **state) {
   /* Everything docs/REPORT.md lists at the top level is declared. */
   const char *top[] = {"apiVersion", "kind",     "workflow",     "status",  "exitHandler",
                        "run",        "environment", "warnings",  "scenario", "faults",
-                       "expectations", "verdict", "verdictReason", "watchdog"};
+                       "expectations", "verdict", "verdictReason", "watchdog", "idempotency"};
   for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
     if (json_object_get(json_object_get(schema, "properties"), top[i]) == NULL)
       fail_msg("the schema does not declare '%s'", top[i]);

@@ -20,6 +20,7 @@
 #include "ledger.h"
 #include "../reports/report_json.h"
 #include "../runner/state_load.h"
+#include "../runner/idempotency.h"
 
 struct supervisor {
   const struct supervise_request *req;
