@@ -947,6 +947,17 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
                    t->name);
   if ((v = ydoc_get(n, "retryStrategy")) != NULL && parse_retry(ctx, v, &t->retry) < 0)
     return -1;
+  /* Argo's validation (validateTemplate) refuses `timeout` on anything but
+   * a leaf, and Kubernetes only enforces activeDeadlineSeconds on pods. */
+  const char *kind_name = steps ? "Steps" : dag ? "DAG" : suspend ? "Suspend" : NULL;
+  if ((v = ydoc_get(n, "timeout")) != NULL && kind_name != NULL)
+    return fail_at(ctx, v, "templates.%s.timeout: %s template doesn't support timeout field",
+                   t->name, kind_name);
+  if ((v = ydoc_get(n, "activeDeadlineSeconds")) != NULL && kind_name != NULL)
+    warn_at(ctx, v,
+            "'templates.%s.activeDeadlineSeconds' has no effect on a %s template: Argo applies "
+            "it only to container and script templates",
+            t->name, kind_name);
   if ((v = ydoc_get(n, "timeout")) != NULL) {
     double secs;
     if (get_string(ctx, v, "timeout", &t->timeout) < 0)
