@@ -224,7 +224,8 @@ static struct wf_node *run_top(struct controller *c, const char *name, const cha
 static void publish_global_outputs(struct controller *c) {
   for (size_t i = 0; i < c->st->n_nodes; i++) {
     const struct wf_node *n = c->st->nodes[i];
-    if (n->phase != PHASE_SUCCEEDED || n->type != NODE_POD || n->template_name == NULL)
+    if (n->phase != PHASE_SUCCEEDED || n->template_name == NULL ||
+        (n->type != NODE_POD && n->type != NODE_STEPS && n->type != NODE_DAG))
       continue;
     const struct wf_template *t = workflow_find_template(c->wf, n->template_name);
     for (size_t o = 0; t && o < t->n_outputs; o++) {

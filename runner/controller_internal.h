@@ -166,6 +166,12 @@ void execute_dag(struct controller *c, struct wf_node *node, const struct wf_tem
 /* Outbound nodes of a DAG node: those of its target tasks.  False if none exist yet. */
 bool dag_outbound_nodes(const struct controller *c, struct wf_node *node, struct node_list *out);
 
+/* template_outputs.c: a Succeeded steps or DAG node takes its template's
+ * output parameters from scope (its children's outputs); one that cannot be
+ * resolved turns the node into Error. */
+void settle_template_outputs(struct wf_node *node, const struct wf_template *t,
+                             const struct var_scope *scope);
+
 /* loops.c */
 struct loop_item {
   char *value;  /* {{item}} */

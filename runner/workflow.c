@@ -124,6 +124,9 @@ static void parameter_free(struct wf_parameter *p) {
     free(p->enum_values[i]);
   free(p->enum_values);
   free(p->value_from_path);
+  free(p->value_from_parameter);
+  free(p->value_from_expression);
+  free(p->value_from_default);
   free(p->global_name);
 }
 
@@ -136,8 +139,8 @@ static const struct field_rule parameter_fields[] = {
 
 static const struct field_rule value_from_fields[] = {
     {"path", FIELD_USED},          {"default", FIELD_USED},
-    {"parameter", FIELD_UNSUPPORTED}, {"jsonPath", FIELD_UNSUPPORTED},
-    {"jqFilter", FIELD_UNSUPPORTED},  {"expression", FIELD_UNSUPPORTED},
+    {"parameter", FIELD_USED},     {"jsonPath", FIELD_UNSUPPORTED},
+    {"jqFilter", FIELD_UNSUPPORTED},  {"expression", FIELD_USED},
     {"event", FIELD_UNSUPPORTED},  {"supplied", FIELD_UNSUPPORTED},
     {"configMapKeyRef", FIELD_UNSUPPORTED}, {NULL, 0},
 };
@@ -173,13 +176,30 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
     if (expect_kind(ctx, v, YDOC_MAPPING, "valueFrom") < 0 ||
         check_fields(ctx, v, "valueFrom", value_from_fields) < 0)
       return -1;
+    p->has_value_from = true;
     const struct ydoc_node *path = ydoc_get(v, "path");
     if (path != NULL && get_string(ctx, path, "valueFrom.path", &p->value_from_path) < 0)
       return -1;
-    const struct ydoc_node *def = ydoc_get(v, "default");
-    if (def != NULL && p->default_value == NULL &&
-        get_string(ctx, def, "valueFrom.default", &p->default_value) < 0)
+    const struct ydoc_node *from = ydoc_get(v, "parameter"), *expr = ydoc_get(v, "expression");
+    if (from != NULL &&
+        get_string(ctx, from, "valueFrom.parameter", &p->value_from_parameter) < 0)
       return -1;
+    if (expr != NULL &&
+        get_string(ctx, expr, "valueFrom.expression", &p->value_from_expression) < 0)
+      return -1;
+    const struct ydoc_node *def = ydoc_get(v, "default");
+    if (def != NULL && get_string(ctx, def, "valueFrom.default", &p->value_from_default) < 0)
+      return -1;
+    if (def != NULL && p->default_value == NULL)
+      p->default_value = xstrdup(p->value_from_default);
+    if ((path != NULL) + (from != NULL) + (expr != NULL) > 1)
+      return fail_at(ctx, v, "%s: multiple valueFrom types specified. choose one of: path, "
+                             "parameter, expression",
+                     where);
+    if (p->value != NULL && strcmp(where, "outputs") == 0)
+      return fail_at(ctx, n, "%s: parameter '%s' has both valueFrom and value specified, "
+                             "choose one",
+                     where, p->name);
   }
   return 0;
 }
@@ -920,6 +940,36 @@ static void template_free(struct wf_template *t) {
   free(t->active_deadline_seconds);
 }
 
+/* Where an output parameter's value comes from, by template kind, as Argo's
+ * validateOutputs has it: a file for pods; another step's or task's output
+ * (or an expression over them) for steps and DAGs.  kind_name is NULL for a
+ * container or script template. */
+static int check_output_source(struct parse_ctx *ctx, const struct wf_template *t,
+                               const struct wf_parameter *p, const char *kind_name) {
+  if (p->value == NULL && !p->has_value_from)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "output parameter '%s' needs valueFrom or value", p->name);
+  if (!p->has_value_from)
+    return 0;
+  if (kind_name == NULL && p->value_from_path == NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s.path must be specified for %s "
+                       "templates",
+                       t->name, p->name, ydoc_get(t->node, "script") ? "Script" : "Container");
+  bool composite = kind_name != NULL && strcmp(kind_name, "Suspend") != 0;
+  if (composite && p->value_from_parameter == NULL && p->value_from_expression == NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s.parameter or expression must be "
+                       "specified for %s templates",
+                       t->name, p->name, kind_name);
+  if (kind_name != NULL && p->value_from_path != NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s: valueFrom.path is only valid in "
+                       "container and script templates",
+                       t->name, p->name);
+  return 0;
+}
+
 static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
                           struct wf_template *t) {
   if (expect_kind(ctx, n, YDOC_MAPPING, "template") < 0)
@@ -983,11 +1033,8 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
       parse_io(ctx, v, "outputs", &t->outputs, &t->n_outputs) < 0)
     return -1;
   for (size_t i = 0; i < t->n_outputs; i++)
-    if (t->outputs[i].value_from_path == NULL && t->outputs[i].value == NULL)
-      return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, t->outputs[i].pos.line,
-                         t->outputs[i].pos.column,
-                         "output parameter '%s' needs valueFrom.path or value",
-                         t->outputs[i].name);
+    if (check_output_source(ctx, t, &t->outputs[i], kind_name) < 0)
+      return -1;
   if (container != NULL) {
     t->kind = TEMPLATE_CONTAINER;
     return parse_container(ctx, container, false, t);
@@ -1228,8 +1275,8 @@ static bool output_field_ok(const struct workflow *wf, const struct wf_step *s, 
   if (strncmp(field, "outputs.parameters.", 19) != 0)
     return false;
   const struct wf_template *t = workflow_find_template(wf, s->template_name);
-  if (t == NULL || t->kind == TEMPLATE_STEPS || t->kind == TEMPLATE_DAG)
-    return true; /* unknown template is reported elsewhere; composite outputs are not modelled */
+  if (t == NULL)
+    return true; /* an unknown template is reported elsewhere */
   for (size_t o = 0; o < t->n_outputs; o++)
     if (strcmp(t->outputs[o].name, field + 19) == 0)
       return true;
@@ -1400,6 +1447,31 @@ static int validate_call_site(struct parse_ctx *ctx, const struct workflow *wf,
   return 0;
 }
 
+/* A steps or DAG template's outputs read its own steps or tasks, all of
+ * them finished by then. */
+static int validate_composite_outputs(struct ref_check *rc) {
+  const struct wf_template *t = rc->tmpl;
+  for (size_t i = 0; i < t->n_outputs; i++) {
+    const struct wf_parameter *p = &t->outputs[i];
+    struct ydoc_node at = pos_node(p->pos);
+    if (p->value_from_expression != NULL)
+      mark_all_referenced(rc); /* what an expression reads is known only when it runs */
+    if (p->value_from_parameter == NULL)
+      continue;
+    /* Argo accepts the reference with or without its braces. */
+    char *tag = strstr(p->value_from_parameter, "{{") != NULL
+                    ? xstrdup(p->value_from_parameter)
+                    : xasprintf("{{%s}}", p->value_from_parameter);
+    char *field = xasprintf("outputs.parameters.%s.valueFrom.parameter", p->name);
+    int ret = check_refs(rc, &at, field, tag);
+    free(field);
+    free(tag);
+    if (ret < 0)
+      return -1;
+  }
+  return 0;
+}
+
 static int validate_steps(struct parse_ctx *ctx, const struct workflow *wf,
                           const struct wf_template *t) {
   size_t total = 0;
@@ -1417,6 +1489,8 @@ static int validate_steps(struct parse_ctx *ctx, const struct workflow *wf,
     for (size_t s = 0; s < t->groups[g].n_steps; s++)
       visible[rc.n_visible++] = &t->groups[g].steps[s];
   }
+  if (validate_composite_outputs(&rc) < 0)
+    goto out;
   ret = 0;
 out:
   free(visible);
@@ -1555,6 +1629,8 @@ static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
     }
   }
   free(color);
+  if (validate_composite_outputs(&rc) < 0)
+    goto out;
   ret = 0;
 out:
   free(visible);

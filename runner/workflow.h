@@ -24,6 +24,12 @@ struct wf_parameter {
   char **enum_values;
   size_t n_enum_values;
   char *value_from_path; /* outputs.parameters[].valueFrom.path */
+  /* outputs of steps and DAG templates: valueFrom.parameter ("{{steps.X...}}"
+   * or without braces), valueFrom.expression (expr-lang), valueFrom.default */
+  char *value_from_parameter;
+  char *value_from_expression;
+  char *value_from_default;
+  bool has_value_from;
   char *global_name;
   struct src_pos pos;
   struct src_pos value_pos; /* of `value:`; 0:0 when absent or given with -p */
