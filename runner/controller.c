@@ -17,6 +17,7 @@
 #include "controller_internal.h"
 #include "expr.h"
 #include "report_json.h"
+#include "run_control.h"
 #include <fnmatch.h>
 #include "../injector/faults.h"
 
@@ -463,6 +464,15 @@ static void on_signal(struct controller *c) {
   }
 }
 
+/* `exitprobe stop` / `exitprobe terminate`: a repeated stop stays a stop. */
+static void on_control(struct controller *c) {
+  enum run_control_request req = run_control_read(c->opts->control_fd);
+  if (req == RUN_CONTROL_TERMINATE)
+    begin_shutdown(c, true, "terminate requested (exitprobe terminate)");
+  else if (req == RUN_CONTROL_STOP && !c->stopping)
+    begin_shutdown(c, false, "stop requested (exitprobe stop)");
+}
+
 static void on_timer(struct controller *c) {
   uint64_t expirations;
   if (read(c->timerfd, &expirations, sizeof(expirations)) < 0)
@@ -502,6 +512,9 @@ static int setup_loop(struct controller *c) {
   c->sig_watch = (struct watch){WATCH_SIGNAL, NULL};
   c->timer_watch = (struct watch){WATCH_TIMER, NULL};
   if (epoll_add(c, c->sigfd, &c->sig_watch) < 0 || epoll_add(c, c->timerfd, &c->timer_watch) < 0)
+    return -1;
+  c->control_watch = (struct watch){WATCH_CONTROL, NULL};
+  if (c->opts->has_control && epoll_add(c, c->opts->control_fd, &c->control_watch) < 0)
     return -1;
   return 0;
 }
@@ -546,6 +559,11 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
     st->started_at_us = now_realtime_us();
   if (opts->resume)
     prepare_resume(st);
+  if (opts->resume && st->shutdown != NULL) {
+    /* A stop or terminate the dead controller had begun still holds. */
+    c.stopping = true;
+    c.terminating = strcmp(st->shutdown, "Terminate") == 0;
+  }
   st->exit_handler.declared = wf->on_exit != NULL;
   int64_t override_ms = 0;
   if (fault_plan_deadline(opts->faults, "workflow", FAULT_DEADLINE_ACTIVE_DEADLINE_SECONDS,
@@ -586,6 +604,9 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
         break;
       case WATCH_TIMER:
         on_timer(&c);
+        break;
+      case WATCH_CONTROL:
+        on_control(&c);
         break;
       case WATCH_PIDFD:
         reap_pod(&c, w->pod);

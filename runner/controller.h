@@ -45,6 +45,10 @@ struct controller_options {
   bool resume;                 /* st holds a persisted state to carry on from */
   const char *step_env;        /* "NAME=VALUE" added to every step's environment, or NULL */
   const char *workflow_status; /* {{workflow.status}} from the start (compensation), or NULL */
+
+  /* `exitprobe stop|terminate RUN` arrive on this fd (run_control.h). */
+  bool has_control;
+  int control_fd;
 };
 
 /* Every crash point a run of wf can meet, one name each ("after:node-started:work"). */

@@ -14,7 +14,15 @@
 
 #define MAX_TEMPLATE_DEPTH 128
 
-enum watch_kind { WATCH_PIDFD, WATCH_STDOUT, WATCH_STDERR, WATCH_NOTIFY, WATCH_SIGNAL, WATCH_TIMER };
+enum watch_kind {
+  WATCH_PIDFD,
+  WATCH_STDOUT,
+  WATCH_STDERR,
+  WATCH_NOTIFY,
+  WATCH_SIGNAL,
+  WATCH_TIMER,
+  WATCH_CONTROL, /* the run's control FIFO */
+};
 
 struct pod;
 
@@ -72,7 +80,7 @@ struct controller {
   ep_error **err;
   struct var_scope globals;
   int epfd, sigfd, timerfd;
-  struct watch sig_watch, timer_watch;
+  struct watch sig_watch, timer_watch, control_watch;
   struct pod *pods; /* in flight */
   size_t n_pods;
   bool stopping;    /* Stop in effect */

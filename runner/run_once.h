@@ -25,6 +25,8 @@ struct run_request {
   bool quiet;                  /* no live progress on stderr */
   const struct image_entrypoint *images;
   size_t n_images;
+  bool has_control;            /* control_fd: the run's control FIFO (run_control.h) */
+  int control_fd;
 };
 
 /* Run to the end.  *out is the run's state (the caller frees it) on
