@@ -16,6 +16,7 @@
 #include "report_json.h"
 #include "report_text.h"
 #include "run_once.h"
+#include "run_control.h"
 #include "../injector/faults.h"
 #include "../injector/scenario.h"
 
@@ -183,10 +184,20 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
       .seed = r->sc->seed, .grace_ms = a->grace_ms, .isolate_network = a->isolate_network,
       .quiet = true, .images = a->images, .n_images = a->n_images,
   };
+  /* `exitprobe stop|terminate NAME` reach the scenario's run too (a stop
+   * is then part of what the scenario saw). */
+  struct run_control control;
+  if (run_control_open(r->wf->name, &control, err) < 0) {
+    fault_plan_free(plan);
+    return -1;
+  }
+  req.has_control = true;
+  req.control_fd = control.read_fd;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   r->started = time(NULL);
   int rc = run_workflow(&req, &st, err);
+  run_control_close(&control);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   r->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   if (rc < 0) {

@@ -202,6 +202,63 @@ static void test_stop_by_fifo_path(void **state) {
   check_nothing_left(&r, "ctl-path");
 }
 
+/* Under a controller crash the controller is a forked process the
+ * supervisor restarts: the FIFO belongs to `exitprobe run`, so a stop sent
+ * after the restart reaches the new controller. */
+static void test_stop_after_controller_restart(void **state) {
+  (void)state;
+  if (skip_without_sandbox(state) < 0)
+    skip();
+  struct running r;
+  snprintf(r.dir, sizeof(r.dir), "%s", test_temp_dir());
+  char wf[600], sc[600], runs[600], reports[600];
+  snprintf(wf, sizeof(wf), "%s/wf.yaml", r.dir);
+  snprintf(sc, sizeof(sc), "%s/scenario.yaml", r.dir);
+  snprintf(runs, sizeof(runs), "%s/runs", r.dir);
+  snprintf(reports, sizeof(reports), "%s/reports", r.dir);
+  snprintf(r.report, sizeof(r.report), "%s/reports/ctl-supervised.json", r.dir);
+  FILE *f = fopen(wf, "w");
+  assert_non_null(f);
+  fputs(workflow_text("ctl-supervised"), f);
+  fclose(f);
+  f = fopen(sc, "w");
+  assert_non_null(f);
+  fputs("apiVersion: exitprobe/v1\n"
+        "kind: Scenario\n"
+        "metadata: {name: ctl-supervised}\n"
+        "spec:\n"
+        "  workflow: wf.yaml\n"
+        "  faults:\n"
+        "  - {action: controller-crash, at: \"after:node-started:slow\", then: restart}\n"
+        "  expect:\n"
+        "    workflow: {phase: Failed}\n"
+        "    exitHandler: {ran: true}\n",
+        f);
+  fclose(f);
+  assert_int_equal(setenv("EXITPROBE_RUN_DIR", runs, 1), 0);
+  r.pid = fork();
+  assert_true(r.pid >= 0);
+  if (r.pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    execl(test_exitprobe_bin(), test_exitprobe_bin(), "run", "--grace-period", "1s",
+          "--report-dir", reports, sc, (char *)NULL);
+    _exit(127);
+  }
+  wait_for_fifo(&r, "ctl-supervised");
+  /* The crash comes right after the first start of `slow`: wait until the
+   * restarted controller has started it again (a second `sleep 60`). */
+  for (int i = 0; i < 600 && test_count_processes(MARKER) < 1; i++)
+    sleep_ms(50);
+  sleep_ms(300);
+  assert_int_equal(control("stop", "ctl-supervised"), 0);
+  assert_int_equal(wait_run(&r), 0); /* the scenario's expectations held */
+  check_report(&r, "Stopped with strategy 'Stop'", true);
+  check_nothing_left(&r, "ctl-supervised");
+}
+
 static void test_no_such_run(void **state) {
   (void)state;
   const char *dir = test_temp_dir();
@@ -229,6 +286,7 @@ int main(void) {
       cmocka_unit_test(test_stop_runs_the_exit_handler),
       cmocka_unit_test(test_terminate_skips_the_exit_handler),
       cmocka_unit_test(test_stop_by_fifo_path),
+      cmocka_unit_test(test_stop_after_controller_restart),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
