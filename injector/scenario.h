@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../runner/controller.h"
 #include "../runner/error.h"
 #include "../runner/workflow.h"
 #include "../runner/yaml_doc.h"
@@ -140,6 +141,9 @@ struct scenario {
 
   struct fault *faults;
   size_t n_faults;
+
+  struct template_mock *mocks; /* spec.mocks (mocks.h) */
+  size_t n_mocks;
 
   /* spec.expect, validated by expectations_validate; NULL when absent. */
   const struct ydoc_node *expect;

@@ -288,7 +288,8 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
   char *report_path = NULL;
   struct run_control control = {.read_fd = -1, .keep_fd = -1};
   int status = EP_EXIT_INTERNAL;
-  if (workflow_load_file(a->workflow_path, a->params, a->n_params, &wf, err) < 0)
+  if (workflow_load_file(a->workflow_path, a->params, a->n_params, &wf, err) < 0 ||
+      workflow_check_runnable(wf, NULL, 0, err) < 0)
     goto fail;
   for (size_t i = 0; i < wf->n_warnings; i++)
     fprintf(stderr, "%s\n", wf->warnings[i]);

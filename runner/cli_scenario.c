@@ -16,6 +16,7 @@
 #include "report_json.h"
 #include "report_text.h"
 #include "run_once.h"
+#include "../injector/mocks.h"
 #include "run_control.h"
 #include "../injector/faults.h"
 #include "../injector/scenario.h"
@@ -124,7 +125,11 @@ static int load_scenario(const char *path, struct scenario_run *r, ep_error **er
     ydoc_free(doc);
     return -1;
   }
-  return scenario_check_targets(r->sc, r->wf, err);
+  /* Runs locally: what only a cluster can do must be mocked. */
+  if (scenario_check_targets(r->sc, r->wf, err) < 0 ||
+      mocks_cover_workflow(r->sc->mocks, r->sc->n_mocks, r->wf, err) < 0)
+    return -1;
+  return 0;
 }
 
 static void scenario_run_clear(struct scenario_run *r) {
@@ -183,6 +188,7 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
       .sandbox = sandbox, .faults = plan, .time_scale = r->sc->time_scale, .has_seed = true,
       .seed = r->sc->seed, .grace_ms = a->grace_ms, .isolate_network = a->isolate_network,
       .quiet = true, .images = a->images, .n_images = a->n_images,
+      .mocks = r->sc->mocks, .n_mocks = r->sc->n_mocks,
   };
   /* `exitprobe stop|terminate NAME` reach the scenario's run too (a stop
    * is then part of what the scenario saw). */
@@ -411,8 +417,8 @@ int cli_validate(int argc, char **argv) {
     int rc;
     if (scenario_file_looks_like_scenario(argv[i]))
       rc = load_scenario(argv[i], &r, &err);
-    else
-      rc = workflow_load_file(argv[i], NULL, 0, &wf, &err);
+    else if ((rc = workflow_load_file(argv[i], NULL, 0, &wf, &err)) == 0)
+      rc = workflow_check_runnable(wf, NULL, 0, &err);
     if (rc < 0) {
       ep_error_print(err, stderr);
       status = EP_EXIT_USAGE;

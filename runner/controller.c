@@ -221,27 +221,31 @@ static struct wf_node *run_top(struct controller *c, const char *name, const cha
   return node;
 }
 
-/* workflow.outputs.parameters.* from every Succeeded node's globalName outputs. */
-static void publish_global_outputs(struct controller *c) {
-  for (size_t i = 0; i < c->st->n_nodes; i++) {
-    const struct wf_node *n = c->st->nodes[i];
-    if (n->phase != PHASE_SUCCEEDED || n->template_name == NULL ||
-        (n->type != NODE_POD && n->type != NODE_STEPS && n->type != NODE_DAG))
+void publish_node_global_outputs(struct controller *c, const struct wf_node *n) {
+  if (n->phase != PHASE_SUCCEEDED || n->template_name == NULL ||
+      (n->type != NODE_POD && n->type != NODE_STEPS && n->type != NODE_DAG &&
+       n->type != NODE_HTTP && n->type != NODE_PLUGIN))
+    return;
+  const struct wf_template *t = workflow_find_template(c->wf, n->template_name);
+  for (size_t o = 0; t && o < t->n_outputs; o++) {
+    if (t->outputs[o].global_name == NULL)
       continue;
-    const struct wf_template *t = workflow_find_template(c->wf, n->template_name);
-    for (size_t o = 0; t && o < t->n_outputs; o++) {
-      if (t->outputs[o].global_name == NULL)
+    for (size_t k = 0; k < n->n_output_parameters; k++) {
+      if (strcmp(n->output_parameters[k].name, t->outputs[o].name) != 0 ||
+          n->output_parameters[k].value == NULL)
         continue;
-      for (size_t k = 0; k < n->n_output_parameters; k++) {
-        if (strcmp(n->output_parameters[k].name, t->outputs[o].name) != 0 ||
-            n->output_parameters[k].value == NULL)
-          continue;
-        char *key = xasprintf("workflow.outputs.parameters.%s", t->outputs[o].global_name);
-        var_scope_set(&c->globals, key, n->output_parameters[k].value);
-        free(key);
-      }
+      char *key = xasprintf("workflow.outputs.parameters.%s", t->outputs[o].global_name);
+      var_scope_set(&c->globals, key, n->output_parameters[k].value);
+      free(key);
     }
   }
+}
+
+/* workflow.outputs.parameters.* from every Succeeded node's globalName
+ * outputs (again after a restart, which rebuilds the globals). */
+static void publish_global_outputs(struct controller *c) {
+  for (size_t i = 0; i < c->st->n_nodes; i++)
+    publish_node_global_outputs(c, c->st->nodes[i]);
 }
 
 static int globals_lookup(void *ctx, const char *name, struct expr_value *out) {

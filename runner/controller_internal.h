@@ -104,6 +104,9 @@ void crash_point(struct controller *c, const char *point);
 
 void progress(struct controller *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void want_wakeup(struct controller *c, int64_t at_us);
+/* A node that just Succeeded publishes its globalName outputs at once, as
+ * Argo does when it records them: later steps of the same pass see them. */
+void publish_node_global_outputs(struct controller *c, const struct wf_node *n);
 /* Begin Argo's stop or terminate (from a signal or a shutdown fault). */
 void begin_shutdown(struct controller *c, bool terminate, const char *why);
 
@@ -174,11 +177,15 @@ void execute_dag(struct controller *c, struct wf_node *node, const struct wf_tem
 /* Outbound nodes of a DAG node: those of its target tasks.  False if none exist yet. */
 bool dag_outbound_nodes(const struct controller *c, struct wf_node *node, struct node_list *out);
 
+/* exec_mock.c: a resource, http or plugin node ends as the scenario's mock
+ * says (Error when there is none: such templates cannot run locally). */
+void execute_mock(struct controller *c, struct wf_node *node, const struct wf_template *t);
+
 /* template_outputs.c: a Succeeded steps or DAG node takes its template's
  * output parameters from scope (its children's outputs); one that cannot be
  * resolved turns the node into Error. */
-void settle_template_outputs(struct wf_node *node, const struct wf_template *t,
-                             const struct var_scope *scope);
+void settle_template_outputs(struct controller *c, struct wf_node *node,
+                             const struct wf_template *t, const struct var_scope *scope);
 
 /* loops.c */
 struct loop_item {

@@ -25,8 +25,12 @@ enum node_type node_type_for(const struct wf_template *t) {
     return NODE_DAG;
   case TEMPLATE_SUSPEND:
     return NODE_SUSPEND;
+  case TEMPLATE_HTTP:
+    return NODE_HTTP;
+  case TEMPLATE_PLUGIN:
+    return NODE_PLUGIN;
   default:
-    return NODE_POD;
+    return NODE_POD; /* container, script, and resource (Argo runs it in a pod) */
   }
 }
 
@@ -194,6 +198,18 @@ static void execute_body(struct controller *c, struct wf_node *node, const struc
     break;
   case TEMPLATE_SUSPEND:
     execute_suspend(c, node, t, inputs, x);
+    break;
+  case TEMPLATE_RESOURCE:
+  case TEMPLATE_HTTP:
+  case TEMPLATE_PLUGIN:
+    if (node->phase == PHASE_PENDING) {
+      if (shutdown_applies(c, x))
+        node_finish(node, PHASE_FAILED, shutdown_message(c));
+      else if (c->deadline_passed && !x->in_exit_handler)
+        node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
+      else
+        execute_mock(c, node, t);
+    }
     break;
   }
 }

@@ -160,6 +160,8 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
       .network_isolated = req->isolate_network,
       .progress = req->quiet ? NULL : stderr,
       .work_dir = step_dirs,
+      .mocks = req->mocks,
+      .n_mocks = req->n_mocks,
       .has_control = req->has_control,
       .control_fd = req->control_fd,
   };

@@ -25,6 +25,8 @@ struct run_request {
   bool quiet;                  /* no live progress on stderr */
   const struct image_entrypoint *images;
   size_t n_images;
+  const struct template_mock *mocks; /* a scenario's spec.mocks */
+  size_t n_mocks;
   bool has_control;            /* control_fd: the run's control FIFO (run_control.h) */
   int control_fd;
 };

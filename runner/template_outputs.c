@@ -81,8 +81,8 @@ static int output_value(const struct wf_parameter *p, const struct var_scope *sc
   return -1;
 }
 
-void settle_template_outputs(struct wf_node *node, const struct wf_template *t,
-                             const struct var_scope *scope) {
+void settle_template_outputs(struct controller *c, struct wf_node *node,
+                             const struct wf_template *t, const struct var_scope *scope) {
   if (node->phase != PHASE_SUCCEEDED || t->n_outputs == 0)
     return;
   struct name_value *values = xcalloc(t->n_outputs, sizeof(*values));
@@ -108,4 +108,5 @@ void settle_template_outputs(struct wf_node *node, const struct wf_template *t,
   free(node->output_parameters);
   node->output_parameters = values;
   node->n_output_parameters = t->n_outputs;
+  publish_node_global_outputs(c, node);
 }

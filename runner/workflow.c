@@ -139,8 +139,8 @@ static const struct field_rule parameter_fields[] = {
 
 static const struct field_rule value_from_fields[] = {
     {"path", FIELD_USED},          {"default", FIELD_USED},
-    {"parameter", FIELD_USED},     {"jsonPath", FIELD_UNSUPPORTED},
-    {"jqFilter", FIELD_UNSUPPORTED},  {"expression", FIELD_USED},
+    {"parameter", FIELD_USED},     {"jsonPath", FIELD_USED},
+    {"jqFilter", FIELD_USED},      {"expression", FIELD_USED},
     {"event", FIELD_UNSUPPORTED},  {"supplied", FIELD_UNSUPPORTED},
     {"configMapKeyRef", FIELD_UNSUPPORTED}, {NULL, 0},
 };
@@ -181,6 +181,8 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
     if (path != NULL && get_string(ctx, path, "valueFrom.path", &p->value_from_path) < 0)
       return -1;
     const struct ydoc_node *from = ydoc_get(v, "parameter"), *expr = ydoc_get(v, "expression");
+    /* Resource templates' sources: only a mock gives such a parameter a value. */
+    p->value_from_resource = ydoc_get(v, "jsonPath") != NULL || ydoc_get(v, "jqFilter") != NULL;
     if (from != NULL &&
         get_string(ctx, from, "valueFrom.parameter", &p->value_from_parameter) < 0)
       return -1;
@@ -192,7 +194,7 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
       return -1;
     if (def != NULL && p->default_value == NULL)
       p->default_value = xstrdup(p->value_from_default);
-    if ((path != NULL) + (from != NULL) + (expr != NULL) > 1)
+    if ((path != NULL) + (from != NULL) + (expr != NULL) + p->value_from_resource > 1)
       return fail_at(ctx, v, "%s: multiple valueFrom types specified. choose one of: path, "
                              "parameter, expression",
                      where);
@@ -884,10 +886,10 @@ static const struct field_rule template_fields[] = {
     {"archiveLocation", FIELD_NO_LOCAL_EFFECT},
     {"dag", FIELD_USED},
     {"suspend", FIELD_USED},
-    {"resource", FIELD_UNSUPPORTED},
+    {"resource", FIELD_USED},
     {"data", FIELD_UNSUPPORTED},
-    {"http", FIELD_UNSUPPORTED},
-    {"plugin", FIELD_UNSUPPORTED},
+    {"http", FIELD_USED},
+    {"plugin", FIELD_USED},
     {"containerSet", FIELD_UNSUPPORTED},
     {"retryStrategy", FIELD_USED},
     {"activeDeadlineSeconds", FIELD_USED},
@@ -951,6 +953,19 @@ static int check_output_source(struct parse_ctx *ctx, const struct wf_template *
                        "output parameter '%s' needs valueFrom or value", p->name);
   if (!p->has_value_from)
     return 0;
+  if (kind_name != NULL && strcmp(kind_name, "Resource") == 0 && !p->value_from_resource)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s .jqFilter or jsonPath must be "
+                       "specified for Resource templates",
+                       t->name, p->name);
+  if (kind_name != NULL && (strcmp(kind_name, "HTTP") == 0 || strcmp(kind_name, "Plugin") == 0 ||
+                            strcmp(kind_name, "Resource") == 0))
+    return 0;
+  if (p->value_from_resource)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s: valueFrom.jsonPath and jqFilter "
+                       "are only valid in resource templates",
+                       t->name, p->name);
   if (kind_name == NULL && p->value_from_path == NULL)
     return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
                        "templates.%s.outputs.parameters.%s.path must be specified for %s "
@@ -985,9 +1000,10 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
     return -1;
   const struct ydoc_node *container = ydoc_get(n, "container"), *script = ydoc_get(n, "script"),
                          *steps = ydoc_get(n, "steps"), *dag = ydoc_get(n, "dag"),
-                         *suspend = ydoc_get(n, "suspend");
+                         *suspend = ydoc_get(n, "suspend"), *resource = ydoc_get(n, "resource"),
+                         *http = ydoc_get(n, "http"), *plugin = ydoc_get(n, "plugin");
   int kinds = (container != NULL) + (script != NULL) + (steps != NULL) + (dag != NULL) +
-              (suspend != NULL);
+              (suspend != NULL) + (resource != NULL) + (http != NULL) + (plugin != NULL);
   if (kinds == 0)
     return fail_at(ctx, n, "template '%s' has no body: it needs one of container, script, steps, "
                            "dag, suspend",
@@ -999,11 +1015,19 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
     return -1;
   /* Argo's validation (validateTemplate) refuses `timeout` on anything but
    * a leaf, and Kubernetes only enforces activeDeadlineSeconds on pods. */
-  const char *kind_name = steps ? "Steps" : dag ? "DAG" : suspend ? "Suspend" : NULL;
-  if ((v = ydoc_get(n, "timeout")) != NULL && kind_name != NULL)
+  const char *kind_name = steps     ? "Steps"
+                          : dag      ? "DAG"
+                          : suspend  ? "Suspend"
+                          : resource ? "Resource"
+                          : http     ? "HTTP"
+                          : plugin   ? "Plugin"
+                                     : NULL;
+  bool leaf = container != NULL || script != NULL || resource != NULL || http != NULL ||
+              plugin != NULL;
+  if ((v = ydoc_get(n, "timeout")) != NULL && !leaf)
     return fail_at(ctx, v, "templates.%s.timeout: %s template doesn't support timeout field",
                    t->name, kind_name);
-  if ((v = ydoc_get(n, "activeDeadlineSeconds")) != NULL && kind_name != NULL)
+  if ((v = ydoc_get(n, "activeDeadlineSeconds")) != NULL && !leaf)
     warn_at(ctx, v,
             "'templates.%s.activeDeadlineSeconds' has no effect on a %s template: Argo applies "
             "it only to container and script templates",
@@ -1051,8 +1075,47 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
     t->kind = TEMPLATE_SUSPEND;
     return parse_suspend(ctx, suspend, t);
   }
+  const struct ydoc_node *body = resource ? resource : http ? http : plugin;
+  if (body != NULL) {
+    t->kind = resource ? TEMPLATE_RESOURCE : http ? TEMPLATE_HTTP : TEMPLATE_PLUGIN;
+    /* The key, so that an error names the spot a reader looks for. */
+    for (size_t i = 0; i < n->n_pairs; i++)
+      if (n->pairs[i].value == body)
+        t->body_pos = pos_of(n->pairs[i].key);
+    return 0;
+  }
   t->kind = TEMPLATE_STEPS;
   return parse_steps(ctx, steps, t);
+}
+
+const char *workflow_cluster_only_kind(const struct wf_template *t) {
+  switch (t->kind) {
+  case TEMPLATE_RESOURCE:
+    return "resource";
+  case TEMPLATE_HTTP:
+    return "http";
+  case TEMPLATE_PLUGIN:
+    return "plugin";
+  default:
+    return NULL;
+  }
+}
+
+int workflow_check_runnable(const struct workflow *wf, const char *const *mocked,
+                            size_t n_mocked, ep_error **err) {
+  for (size_t i = 0; i < wf->n_templates; i++) {
+    const struct wf_template *t = &wf->templates[i];
+    const char *kind = workflow_cluster_only_kind(t);
+    bool is_mocked = false;
+    for (size_t m = 0; m < n_mocked && !is_mocked; m++)
+      is_mocked = strcmp(mocked[m], t->name) == 0;
+    if (kind != NULL && !is_mocked)
+      return ep_error_at(err, EP_EXIT_USAGE, wf->file, t->body_pos.line, t->body_pos.column,
+                         "template '%s': %s templates are not supported locally; mock it in a "
+                         "scenario (spec.mocks) to run this workflow",
+                         t->name, kind);
+  }
+  return 0;
 }
 
 const struct wf_template *workflow_find_template(const struct workflow *wf, const char *name) {

@@ -30,6 +30,7 @@ struct wf_parameter {
   char *value_from_expression;
   char *value_from_default;
   bool has_value_from;
+  bool value_from_resource; /* valueFrom.jsonPath or jqFilter (resource templates) */
   char *global_name;
   struct src_pos pos;
   struct src_pos value_pos; /* of `value:`; 0:0 when absent or given with -p */
@@ -47,6 +48,11 @@ enum wf_template_kind {
   TEMPLATE_STEPS,
   TEMPLATE_DAG,
   TEMPLATE_SUSPEND,
+  /* Bodies that only a cluster can carry out: they run only when a
+   * scenario mocks them (spec.mocks); the body itself is not read. */
+  TEMPLATE_RESOURCE,
+  TEMPLATE_HTTP,
+  TEMPLATE_PLUGIN,
 };
 
 enum wf_loop_kind { LOOP_NONE, LOOP_ITEMS, LOOP_PARAM, LOOP_SEQUENCE };
@@ -133,6 +139,8 @@ struct wf_template {
   uint64_t memory_limit; /* resources.limits.memory in bytes, 0 = default */
   int64_t pids_limit;    /* resources.limits.pids (exitprobe extension), 0 = default */
 
+  struct src_pos body_pos; /* resource / http / plugin: the key of the body */
+
   /* steps */
   struct wf_step_group *groups;
   size_t n_groups;
@@ -195,6 +203,13 @@ int workflow_from_doc(struct ydoc *doc, const struct param_override *overrides,
 void workflow_free(struct workflow *wf);
 
 const struct wf_template *workflow_find_template(const struct workflow *wf, const char *name);
+
+/* "resource", "http" or "plugin" for a template only a cluster can run, else NULL. */
+const char *workflow_cluster_only_kind(const struct wf_template *t);
+/* Refuse a workflow with a resource, http or plugin template that is not in
+ * mocked (template names): EP_EXIT_USAGE with the body's file:line:column. */
+int workflow_check_runnable(const struct workflow *wf, const char *const *mocked,
+                            size_t n_mocked, ep_error **err);
 
 /* Go durations ("10s", "1m30s", "500ms") or, where Argo allows, bare seconds. */
 int parse_duration_seconds(const char *text, bool allow_bare, double *out);
