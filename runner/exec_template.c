@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "controller_internal.h"
 #include "expr.h"
@@ -297,6 +298,22 @@ static double max_duration_seconds(const struct wf_retry *r, const struct var_sc
   return secs;
 }
 
+/* Go's time.Time String() of a UTC instant, as Argo prints the workflow
+ * deadline: "2026-09-19 02:29:38 +0000 UTC" (fraction only when not zero). */
+static void format_go_time(int64_t us, char *buf, size_t size) {
+  time_t secs = (time_t)(us / 1000000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char frac[16] = "";
+  if (us % 1000000 != 0) {
+    snprintf(frac, sizeof(frac), ".%06lld", (long long)(us % 1000000));
+    for (size_t n = strlen(frac); n > 1 && frac[n - 1] == '0'; n--)
+      frac[n - 1] = '\0';
+  }
+  snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d%s +0000 UTC", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
 /* Decide after a finished attempt: retry now, later, or settle the parent. */
 static void settle_or_retry(struct controller *c, struct wf_node *node,
                             const struct wf_template *t, const struct wf_retry *r,
@@ -312,6 +329,17 @@ static void settle_or_retry(struct controller *c, struct wf_node *node,
     copy_outputs(node, last);
     node_finish(node, last->phase, c->terminating ? "Stopped with strategy 'Terminate'"
                                                   : "Stopped with strategy 'Stop'");
+    return;
+  }
+  if (c->deadline_passed) {
+    /* Argo's processNodeRetries: no attempt after the workflow deadline
+     * (exit handlers included: the check does not exempt them). */
+    char when[64];
+    format_go_time(c->deadline_us, when, sizeof(when));
+    char *msg = xasprintf("retry exceeded workflow deadline %s", when);
+    copy_outputs(node, last);
+    node_finish(node, last->phase, msg);
+    free(msg);
     return;
   }
   const char *policy = r->policy ? r->policy : (r->expression ? "Always" : "OnFailure");
