@@ -1329,15 +1329,20 @@ static bool known_global(const struct workflow *wf, const char *name) {
 }
 
 static bool output_field_ok(const struct workflow *wf, const struct wf_step *s, const char *field) {
-  static const char *const simple[] = {"status", "exitCode", "outputs.result", "id", "startedAt",
-                                       "finishedAt", "hostNodeName", "ip", "outputs.parameters",
-                                       NULL};
+  static const char *const simple[] = {"status", "id", "startedAt", "finishedAt", "hostNodeName",
+                                       "ip", "outputs.parameters", NULL};
   for (const char *const *f = simple; *f; f++)
     if (strcmp(field, *f) == 0)
       return true;
+  const struct wf_template *t = workflow_find_template(wf, s->template_name);
+  if (strcmp(field, "exitCode") == 0 || strcmp(field, "outputs.result") == 0)
+    /* Argo's Template.HasOutput: only what runs a main container (or an
+     * http/plugin call) has a result and an exit code; steps, DAG,
+     * suspend and resource templates do not. */
+    return t == NULL || t->kind == TEMPLATE_CONTAINER || t->kind == TEMPLATE_SCRIPT ||
+           t->kind == TEMPLATE_HTTP || t->kind == TEMPLATE_PLUGIN;
   if (strncmp(field, "outputs.parameters.", 19) != 0)
     return false;
-  const struct wf_template *t = workflow_find_template(wf, s->template_name);
   if (t == NULL)
     return true; /* an unknown template is reported elsewhere */
   for (size_t o = 0; o < t->n_outputs; o++)
