@@ -19,6 +19,7 @@
 #include <seccomp.h>
 
 #include "../reports/expectations.h"
+#include "mocks.h"
 
 /* Where errors go and which file they are about. */
 struct parse_ctx {
@@ -934,7 +935,7 @@ static int parse_arguments(struct parse_ctx *ctx, const struct ydoc_node *n,
 static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struct scenario *sc) {
   static const char *const keys[] = {"workflow",  "workflowSpec", "arguments", "seed",
                                      "timeScale", "faults",       "expect",    "delivery",
-                                     "compensate", "stateProbe", NULL};
+                                     "compensate", "stateProbe", "mocks", NULL};
   const struct ydoc_node *spec = require(ctx, root, "spec", "a Scenario");
   if (spec == NULL || expect_kind(ctx, spec, YDOC_MAPPING, "spec") < 0 ||
       check_keys(ctx, spec, "spec", keys) < 0 || parse_workflow_ref(ctx, spec, sc) < 0 ||
@@ -956,7 +957,8 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root, struc
     if (!(sc->time_scale > 0))
       return fail_at(ctx, scale, "timeScale must be above 0, not %s", scale->scalar);
   }
-  if (parse_faults(ctx, ydoc_get(spec, "faults"), sc) < 0)
+  if (parse_faults(ctx, ydoc_get(spec, "faults"), sc) < 0 ||
+      mocks_parse(ctx->file, ydoc_get(spec, "mocks"), &sc->mocks, &sc->n_mocks, ctx->err) < 0)
     return -1;
   const struct ydoc_node *delivery = ydoc_get(spec, "delivery");
   if (delivery != NULL) {
@@ -1054,6 +1056,7 @@ void scenario_free(struct scenario *sc) {
   for (size_t i = 0; i < sc->n_faults; i++)
     fault_free(&sc->faults[i]);
   free(sc->faults);
+  mocks_free(sc->mocks, sc->n_mocks);
   ydoc_free(sc->doc);
   free(sc);
 }
@@ -1211,7 +1214,8 @@ int scenario_check_targets(const struct scenario *sc, const struct workflow *wf,
     goto out;
   }
   if (check_expect_targets(&ctx, &names, sc->expect, "nodes", wf->name) < 0 ||
-      check_expect_targets(&ctx, &names, sc->expect, "logs", wf->name) < 0)
+      check_expect_targets(&ctx, &names, sc->expect, "logs", wf->name) < 0 ||
+      mocks_check(sc->file, sc->mocks, sc->n_mocks, wf, err) < 0)
     goto out;
   rc = 0;
 out:

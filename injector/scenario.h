@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../runner/controller.h"
 #include "../runner/error.h"
 #include "../runner/workflow.h"
 #include "../runner/yaml_doc.h"
@@ -160,6 +161,8 @@ struct scenario {
    * check compares after one and two exit handler runs; NULL when absent.
    * Points into doc. */
   const char *state_probe;
+  struct template_mock *mocks; /* spec.mocks (mocks.h) */
+  size_t n_mocks;
 
   /* spec.expect, validated by expectations_validate; NULL when absent. */
   const struct ydoc_node *expect;

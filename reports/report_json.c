@@ -199,6 +199,8 @@ static json_t *node_json(const struct run_state *st, const struct wf_node *n) {
     set(o, "memoryPeakBytes", json_integer((json_int_t)n->memory_peak));
   if (n->oom_killed)
     set(o, "oomKilled", json_true());
+  if (n->mocked)
+    set(o, "mocked", json_true());
   if (n->pids_limited)
     set(o, "pidsLimited", json_true());
   if (n->signal != 0)

@@ -61,6 +61,10 @@ int cli_verify(int argc, char **argv);
 /* `exitprobe export SCENARIO --target argo [-o FILE]`: a Workflow manifest for a cluster */
 int cli_export(int argc, char **argv);
 
+/* `exitprobe stop RUN` / `exitprobe terminate RUN` (cli_control.c): argv[0] is the verb. */
+int cli_stop(int argc, char **argv);
+int cli_terminate(int argc, char **argv);
+
 /* Scenario mode of `run` (cli_scenario.c). */
 int cli_run_scenarios(struct run_args *a);
 /* --fault options as a scenario around a.workflow_path (cli_quick_faults.c). */

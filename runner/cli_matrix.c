@@ -233,6 +233,9 @@ static void walk_steps(const struct workflow *wf, const struct wf_template *t, c
                  in_handler, l, depth + 1);
     return;
   case TEMPLATE_SUSPEND:
+  case TEMPLATE_RESOURCE:
+  case TEMPLATE_HTTP:
+  case TEMPLATE_PLUGIN:
     return;
   }
 }

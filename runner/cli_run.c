@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "run_once.h"
+#include "run_control.h"
 #include "../injector/faults.h"
 #include "../injector/scenario.h"
 #include <sys/stat.h>
@@ -336,8 +337,10 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
   struct scenario *quick = NULL;
   struct fault_plan *plan = NULL;
   char *report_path = NULL;
+  struct run_control control = {.read_fd = -1, .keep_fd = -1};
   int status = EP_EXIT_INTERNAL;
-  if (workflow_load_file(a->workflow_path, a->params, a->n_params, &wf, err) < 0)
+  if (workflow_load_file(a->workflow_path, a->params, a->n_params, &wf, err) < 0 ||
+      workflow_check_runnable(wf, NULL, 0, err) < 0)
     goto fail;
   for (size_t i = 0; i < wf->n_warnings; i++)
     fprintf(stderr, "%s\n", wf->warnings[i]);
@@ -364,8 +367,13 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
   struct sandbox_options sopts = {.require_namespaces = true, .run_name = wf->name};
   if (sandbox_context_new(&sopts, &sandbox, err) < 0)
     goto fail;
+  if (run_control_open(wf->name, &control, err) < 0)
+    goto fail;
   if (!a->quiet)
-    fprintf(stderr, "exitprobe: running workflow %s (%s)\n", wf->name, a->workflow_path);
+    fprintf(stderr,
+            "exitprobe: running workflow %s (%s); stop it with 'exitprobe stop %s' or "
+            "'exitprobe terminate %s'\n",
+            wf->name, a->workflow_path, control.name, control.name);
   struct run_request req = {
       .wf = wf, .workflow_file = a->workflow_path, .sandbox = sandbox, .faults = plan,
       .grace_ms = a->grace_ms, .isolate_network = a->isolate_network, .quiet = a->quiet,
@@ -373,8 +381,11 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
       .params = a->params, .n_params = a->n_params,
       .idempotency = a->idempotency, .state_probe = a->state_probe,
       .keep_workspace = a->keep_workspace,
+      .has_control = true, .control_fd = control.read_fd,
   };
-  if (run_workflow(&req, &st, err) < 0)
+  int run_rc = run_workflow(&req, &st, err);
+  run_control_close(&control);
+  if (run_rc < 0)
     goto fail;
   fault_plan_record(plan, st);
   if (a->report_path != NULL)
@@ -409,6 +420,7 @@ fail:
   ep_error_print(*err, stderr);
   status = *err ? (*err)->status : EP_EXIT_INTERNAL;
 out:
+  run_control_close(&control);
   free(report_path);
   run_state_free(st);
   sandbox_context_free(sandbox);

@@ -16,6 +16,8 @@
 #include "report_json.h"
 #include "report_text.h"
 #include "run_once.h"
+#include "../injector/mocks.h"
+#include "run_control.h"
 #include "../injector/faults.h"
 #include "../injector/scenario.h"
 
@@ -125,7 +127,11 @@ static int load_scenario(const char *path, struct scenario_run *r, ep_error **er
   }
   if (scenario_add_compensate(r->sc, r->wf, err) < 0)
     return -1;
-  return scenario_check_targets(r->sc, r->wf, err);
+  /* Runs locally: what only a cluster can do must be mocked. */
+  if (scenario_check_targets(r->sc, r->wf, err) < 0 ||
+      mocks_cover_workflow(r->sc->mocks, r->sc->n_mocks, r->wf, err) < 0)
+    return -1;
+  return 0;
 }
 
 static void scenario_run_clear(struct scenario_run *r) {
@@ -188,11 +194,22 @@ static int run_one(struct run_args *a, struct scenario_run *r, struct sandbox_co
       .compensate = r->sc->compensate,
       .idempotency = a->idempotency || expectations_want_idempotency(r->sc->expect),
       .state_probe = r->sc->state_probe ? r->sc->state_probe : a->state_probe,
+      .mocks = r->sc->mocks, .n_mocks = r->sc->n_mocks,
   };
+  /* `exitprobe stop|terminate NAME` reach the scenario's run too (a stop
+   * is then part of what the scenario saw). */
+  struct run_control control;
+  if (run_control_open(r->wf->name, &control, err) < 0) {
+    fault_plan_free(plan);
+    return -1;
+  }
+  req.has_control = true;
+  req.control_fd = control.read_fd;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   r->started = time(NULL);
   int rc = run_workflow(&req, &st, err);
+  run_control_close(&control);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   r->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   if (rc < 0) {
@@ -425,8 +442,8 @@ int cli_validate(int argc, char **argv) {
     int rc;
     if (scenario_file_looks_like_scenario(argv[i]))
       rc = load_scenario(argv[i], &r, &err);
-    else
-      rc = workflow_load_file(argv[i], NULL, 0, &wf, &err);
+    else if ((rc = workflow_load_file(argv[i], NULL, 0, &wf, &err)) == 0)
+      rc = workflow_check_runnable(wf, NULL, 0, &err);
     if (rc < 0) {
       ep_error_print(err, stderr);
       status = EP_EXIT_USAGE;

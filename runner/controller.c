@@ -17,6 +17,7 @@
 #include "controller_internal.h"
 #include "expr.h"
 #include "report_json.h"
+#include "run_control.h"
 #include <fnmatch.h>
 #include "../injector/faults.h"
 
@@ -252,26 +253,31 @@ static struct wf_node *run_top(struct controller *c, const char *name, const cha
   return node;
 }
 
-/* workflow.outputs.parameters.* from every Succeeded node's globalName outputs. */
-static void publish_global_outputs(struct controller *c) {
-  for (size_t i = 0; i < c->st->n_nodes; i++) {
-    const struct wf_node *n = c->st->nodes[i];
-    if (n->phase != PHASE_SUCCEEDED || n->type != NODE_POD || n->template_name == NULL)
+void publish_node_global_outputs(struct controller *c, const struct wf_node *n) {
+  if (n->phase != PHASE_SUCCEEDED || n->template_name == NULL ||
+      (n->type != NODE_POD && n->type != NODE_STEPS && n->type != NODE_DAG &&
+       n->type != NODE_HTTP && n->type != NODE_PLUGIN))
+    return;
+  const struct wf_template *t = workflow_find_template(c->wf, n->template_name);
+  for (size_t o = 0; t && o < t->n_outputs; o++) {
+    if (t->outputs[o].global_name == NULL)
       continue;
-    const struct wf_template *t = workflow_find_template(c->wf, n->template_name);
-    for (size_t o = 0; t && o < t->n_outputs; o++) {
-      if (t->outputs[o].global_name == NULL)
+    for (size_t k = 0; k < n->n_output_parameters; k++) {
+      if (strcmp(n->output_parameters[k].name, t->outputs[o].name) != 0 ||
+          n->output_parameters[k].value == NULL)
         continue;
-      for (size_t k = 0; k < n->n_output_parameters; k++) {
-        if (strcmp(n->output_parameters[k].name, t->outputs[o].name) != 0 ||
-            n->output_parameters[k].value == NULL)
-          continue;
-        char *key = xasprintf("workflow.outputs.parameters.%s", t->outputs[o].global_name);
-        var_scope_set(&c->globals, key, n->output_parameters[k].value);
-        free(key);
-      }
+      char *key = xasprintf("workflow.outputs.parameters.%s", t->outputs[o].global_name);
+      var_scope_set(&c->globals, key, n->output_parameters[k].value);
+      free(key);
     }
   }
+}
+
+/* workflow.outputs.parameters.* from every Succeeded node's globalName
+ * outputs (again after a restart, which rebuilds the globals). */
+static void publish_global_outputs(struct controller *c) {
+  for (size_t i = 0; i < c->st->n_nodes; i++)
+    publish_node_global_outputs(c, c->st->nodes[i]);
 }
 
 static int globals_lookup(void *ctx, const char *name, struct expr_value *out) {
@@ -501,6 +507,15 @@ static void on_signal(struct controller *c) {
   }
 }
 
+/* `exitprobe stop` / `exitprobe terminate`: a repeated stop stays a stop. */
+static void on_control(struct controller *c) {
+  enum run_control_request req = run_control_read(c->opts->control_fd);
+  if (req == RUN_CONTROL_TERMINATE)
+    begin_shutdown(c, true, "terminate requested (exitprobe terminate)");
+  else if (req == RUN_CONTROL_STOP && !c->stopping)
+    begin_shutdown(c, false, "stop requested (exitprobe stop)");
+}
+
 static void on_timer(struct controller *c) {
   uint64_t expirations;
   if (read(c->timerfd, &expirations, sizeof(expirations)) < 0)
@@ -540,6 +555,9 @@ static int setup_loop(struct controller *c) {
   c->sig_watch = (struct watch){WATCH_SIGNAL, NULL};
   c->timer_watch = (struct watch){WATCH_TIMER, NULL};
   if (epoll_add(c, c->sigfd, &c->sig_watch) < 0 || epoll_add(c, c->timerfd, &c->timer_watch) < 0)
+    return -1;
+  c->control_watch = (struct watch){WATCH_CONTROL, NULL};
+  if (c->opts->has_control && epoll_add(c, c->opts->control_fd, &c->control_watch) < 0)
     return -1;
   return 0;
 }
@@ -584,6 +602,11 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
     st->started_at_us = now_realtime_us();
   if (opts->resume)
     prepare_resume(st);
+  if (opts->resume && st->shutdown != NULL) {
+    /* A stop or terminate the dead controller had begun still holds. */
+    c.stopping = true;
+    c.terminating = strcmp(st->shutdown, "Terminate") == 0;
+  }
   st->exit_handler.declared = wf->on_exit != NULL;
   int64_t override_ms = 0;
   if (fault_plan_deadline(opts->faults, "workflow", FAULT_DEADLINE_ACTIVE_DEADLINE_SECONDS,
@@ -625,6 +648,9 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
         break;
       case WATCH_TIMER:
         on_timer(&c);
+        break;
+      case WATCH_CONTROL:
+        on_control(&c);
         break;
       case WATCH_PIDFD:
         reap_pod(&c, w->pod);

@@ -24,6 +24,18 @@ struct image_entrypoint {
 
 struct fault_plan;
 
+/* A scenario's stand-in for a template that only a cluster can run
+ * (resource, http, plugin): the node ends at once as the mock says. */
+struct template_mock {
+  char *template_name;
+  enum node_phase phase; /* Succeeded, Failed or Error */
+  char *message;         /* the node's message, or NULL */
+  char *result;          /* outputs.result, or NULL */
+  struct name_value *parameters; /* outputs.parameters */
+  size_t n_parameters;
+  struct src_pos pos;
+};
+
 struct controller_options {
   struct fault_plan *faults; /* a scenario's faults, or NULL */
   const struct image_entrypoint *images;
@@ -52,6 +64,13 @@ struct controller_options {
   bool resume;                 /* st holds a persisted state to carry on from */
   const char *step_env;        /* "NAME=VALUE" added to every step's environment, or NULL */
   const char *workflow_status; /* {{workflow.status}} from the start (compensation), or NULL */
+
+  const struct template_mock *mocks; /* a scenario's spec.mocks */
+  size_t n_mocks;
+
+  /* `exitprobe stop|terminate RUN` arrive on this fd (run_control.h). */
+  bool has_control;
+  int control_fd;
 };
 
 /* Every crash point a run of wf can meet, one name each ("after:node-started:work"). */

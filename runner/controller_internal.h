@@ -14,7 +14,15 @@
 
 #define MAX_TEMPLATE_DEPTH 128
 
-enum watch_kind { WATCH_PIDFD, WATCH_STDOUT, WATCH_STDERR, WATCH_NOTIFY, WATCH_SIGNAL, WATCH_TIMER };
+enum watch_kind {
+  WATCH_PIDFD,
+  WATCH_STDOUT,
+  WATCH_STDERR,
+  WATCH_NOTIFY,
+  WATCH_SIGNAL,
+  WATCH_TIMER,
+  WATCH_CONTROL, /* the run's control FIFO */
+};
 
 struct pod;
 
@@ -73,7 +81,7 @@ struct controller {
   ep_error **err;
   struct var_scope globals;
   int epfd, sigfd, timerfd;
-  struct watch sig_watch, timer_watch;
+  struct watch sig_watch, timer_watch, control_watch;
   struct pod *pods; /* in flight */
   size_t n_pods;
   bool stopping;    /* Stop in effect */
@@ -99,6 +107,9 @@ void crash_point(struct controller *c, const char *point);
 
 void progress(struct controller *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void want_wakeup(struct controller *c, int64_t at_us);
+/* A node that just Succeeded publishes its globalName outputs at once, as
+ * Argo does when it records them: later steps of the same pass see them. */
+void publish_node_global_outputs(struct controller *c, const struct wf_node *n);
 /* Begin Argo's stop or terminate (from a signal or a shutdown fault). */
 void begin_shutdown(struct controller *c, bool terminate, const char *why);
 
@@ -168,6 +179,16 @@ void execute_dag(struct controller *c, struct wf_node *node, const struct wf_tem
                  const struct var_scope *inputs, const struct exec_ctx *x);
 /* Outbound nodes of a DAG node: those of its target tasks.  False if none exist yet. */
 bool dag_outbound_nodes(const struct controller *c, struct wf_node *node, struct node_list *out);
+
+/* exec_mock.c: a resource, http or plugin node ends as the scenario's mock
+ * says (Error when there is none: such templates cannot run locally). */
+void execute_mock(struct controller *c, struct wf_node *node, const struct wf_template *t);
+
+/* template_outputs.c: a Succeeded steps or DAG node takes its template's
+ * output parameters from scope (its children's outputs); one that cannot be
+ * resolved turns the node into Error. */
+void settle_template_outputs(struct controller *c, struct wf_node *node,
+                             const struct wf_template *t, const struct var_scope *scope);
 
 /* loops.c */
 struct loop_item {

@@ -403,6 +403,7 @@ void execute_dag(struct controller *c, struct wf_node *node, const struct wf_tem
     if (!schedule_pass(&d, &scope, &budget) || c->internal_error)
       break;
   assess(&d);
+  settle_template_outputs(c, node, t, &scope);
   var_scope_clear(&scope);
   free(d.task_nodes);
   free(d.done);

@@ -151,6 +151,7 @@ void execute_steps(struct controller *c, struct wf_node *node, const struct wf_t
     prev = group;
   }
   node_finish(node, PHASE_SUCCEEDED, NULL);
+  settle_template_outputs(c, node, t, &scope);
 out:
   var_scope_clear(&scope);
 }

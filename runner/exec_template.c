@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "controller_internal.h"
 #include "expr.h"
@@ -25,8 +26,12 @@ enum node_type node_type_for(const struct wf_template *t) {
     return NODE_DAG;
   case TEMPLATE_SUSPEND:
     return NODE_SUSPEND;
+  case TEMPLATE_HTTP:
+    return NODE_HTTP;
+  case TEMPLATE_PLUGIN:
+    return NODE_PLUGIN;
   default:
-    return NODE_POD;
+    return NODE_POD; /* container, script, and resource (Argo runs it in a pod) */
   }
 }
 
@@ -195,6 +200,18 @@ static void execute_body(struct controller *c, struct wf_node *node, const struc
   case TEMPLATE_SUSPEND:
     execute_suspend(c, node, t, inputs, x);
     break;
+  case TEMPLATE_RESOURCE:
+  case TEMPLATE_HTTP:
+  case TEMPLATE_PLUGIN:
+    if (node->phase == PHASE_PENDING) {
+      if (shutdown_applies(c, x))
+        node_finish(node, PHASE_FAILED, shutdown_message(c));
+      else if (c->deadline_passed && !x->in_exit_handler)
+        node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
+      else
+        execute_mock(c, node, t);
+    }
+    break;
   }
 }
 
@@ -281,6 +298,22 @@ static double max_duration_seconds(const struct wf_retry *r, const struct var_sc
   return secs;
 }
 
+/* Go's time.Time String() of a UTC instant, as Argo prints the workflow
+ * deadline: "2026-09-19 02:29:38 +0000 UTC" (fraction only when not zero). */
+static void format_go_time(int64_t us, char *buf, size_t size) {
+  time_t secs = (time_t)(us / 1000000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char frac[16] = "";
+  if (us % 1000000 != 0) {
+    snprintf(frac, sizeof(frac), ".%06lld", (long long)(us % 1000000));
+    for (size_t n = strlen(frac); n > 1 && frac[n - 1] == '0'; n--)
+      frac[n - 1] = '\0';
+  }
+  snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d%s +0000 UTC", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
 /* Decide after a finished attempt: retry now, later, or settle the parent. */
 static void settle_or_retry(struct controller *c, struct wf_node *node,
                             const struct wf_template *t, const struct wf_retry *r,
@@ -296,6 +329,17 @@ static void settle_or_retry(struct controller *c, struct wf_node *node,
     copy_outputs(node, last);
     node_finish(node, last->phase, c->terminating ? "Stopped with strategy 'Terminate'"
                                                   : "Stopped with strategy 'Stop'");
+    return;
+  }
+  if (c->deadline_passed) {
+    /* Argo's processNodeRetries: no attempt after the workflow deadline
+     * (exit handlers included: the check does not exempt them). */
+    char when[64];
+    format_go_time(c->deadline_us, when, sizeof(when));
+    char *msg = xasprintf("retry exceeded workflow deadline %s", when);
+    copy_outputs(node, last);
+    node_finish(node, last->phase, msg);
+    free(msg);
     return;
   }
   const char *policy = r->policy ? r->policy : (r->expression ? "Always" : "OnFailure");

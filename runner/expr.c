@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 /* ---- small helpers ----------------------------------------------------- */
 
 /* Like error.c, running out of memory is not a recoverable condition here. */
@@ -268,7 +270,23 @@ struct token {
 
 enum node_kind { N_LITERAL, N_WORD, N_PATH, N_UNARY, N_BINARY, N_TERNARY, N_CALL, N_LIST };
 
-enum fn { FN_INT, FN_FLOAT, FN_STRING, FN_LEN, FN_LOWER, FN_UPPER, FN_TRIM };
+enum fn {
+  FN_INT,
+  FN_FLOAT,
+  FN_STRING,
+  FN_LEN,
+  FN_LOWER,
+  FN_UPPER,
+  FN_TRIM,
+  /* Argo's additions to expr-lang, and the Sprig functions its docs show */
+  FN_TO_JSON,
+  FN_JSONPATH,
+  FN_SPRIG_INT,
+  FN_TRIM_PREFIX,
+  FN_TRIM_SUFFIX,
+  FN_REPLACE,
+  FN_DEFAULT,
+};
 
 struct node {
   enum node_kind kind;
@@ -944,13 +962,32 @@ static int parse_sequence(struct parser *p, enum op close, const char *what, siz
   return expect_close(p, close, what, open_off);
 }
 
+#define MAX_CALL_ARGS 3
+
 static const struct {
   const char *name;
   enum fn fn;
+  int n_args;
 } functions[] = {
-    {"asInt", FN_INT},   {"int", FN_INT},       {"asFloat", FN_FLOAT},
-    {"float", FN_FLOAT}, {"string", FN_STRING}, {"len", FN_LEN},
-    {"lower", FN_LOWER}, {"upper", FN_UPPER},   {"trim", FN_TRIM},
+    {"asInt", FN_INT, 1},
+    {"int", FN_INT, 1},
+    {"asFloat", FN_FLOAT, 1},
+    {"float", FN_FLOAT, 1},
+    {"string", FN_STRING, 1},
+    {"len", FN_LEN, 1},
+    {"lower", FN_LOWER, 1},
+    {"upper", FN_UPPER, 1},
+    {"trim", FN_TRIM, 1},
+    {"toJson", FN_TO_JSON, 1},
+    {"jsonpath", FN_JSONPATH, 2},
+    {"sprig.trim", FN_TRIM, 1},
+    {"sprig.upper", FN_UPPER, 1},
+    {"sprig.lower", FN_LOWER, 1},
+    {"sprig.int", FN_SPRIG_INT, 1},
+    {"sprig.trimPrefix", FN_TRIM_PREFIX, 2},
+    {"sprig.trimSuffix", FN_TRIM_SUFFIX, 2},
+    {"sprig.replace", FN_REPLACE, 3},
+    {"sprig.default", FN_DEFAULT, 2},
 };
 
 static int parse_call(struct parser *p, const struct token *name) {
@@ -963,9 +1000,12 @@ static int parse_call(struct parser *p, const struct token *name) {
   int first = -1, count = 0;
   if (parse_sequence(p, OP_RPAREN, ")", open_off, -1, &first, &count) < 0)
     return -1;
-  if (count != 1)
-    return fail_at(p, name->off, "function '%s' takes exactly one argument, got %d", name->text,
-                   count);
+  if (count != functions[k].n_args)
+    return functions[k].n_args == 1
+               ? fail_at(p, name->off, "function '%s' takes exactly one argument, got %d",
+                         name->text, count)
+               : fail_at(p, name->off, "function '%s' takes %d arguments, got %d", name->text,
+                         functions[k].n_args, count);
   int idx = new_node(p, N_CALL, name->off, name->len);
   p->nodes[idx].fn = functions[k].fn;
   p->nodes[idx].a = first;
@@ -1043,6 +1083,20 @@ static int parse_primary(struct parser *p) {
     if (p->mode == EXPR_EXPRLANG) {
       if (peek_op(p, OP_LPAREN))
         return parse_call(p, t);
+      if (strcmp(t->text, "sprig") == 0 && p->pos + 2 < p->ntoks &&
+          p->toks[p->pos].kind == T_OP && p->toks[p->pos].op == OP_DOT &&
+          p->toks[p->pos + 1].kind == T_WORD && p->toks[p->pos + 2].kind == T_OP &&
+          p->toks[p->pos + 2].op == OP_LPAREN) {
+        /* Argo puts Sprig's functions under `sprig.`: one call, not a path. */
+        struct token fn = p->toks[p->pos + 1];
+        advance(p);
+        advance(p);
+        char name[64];
+        snprintf(name, sizeof(name), "sprig.%s", fn.text);
+        fn.text = name;
+        fn.off = t->off;
+        return parse_call(p, &fn);
+      }
       return parse_path(p, t);
     } else {
       int idx = new_node(p, N_WORD, t->off, t->len);
@@ -1944,7 +1998,199 @@ static bool parse_float_strict(const char *s, double *out) {
   return true;
 }
 
+/* ---- Argo's toJson and jsonpath, and Sprig's string helpers ------------ */
+
+static char *json_text(const struct expr_value *v) {
+  switch (v->type) {
+  case EXPR_NIL:
+    return xstrdup("null");
+  case EXPR_BOOL:
+    return xstrdup(v->b ? "true" : "false");
+  case EXPR_NUMBER:
+    return expr_value_to_string(v);
+  case EXPR_STRING:
+    break;
+  }
+  json_t *s = json_string(v->str);
+  char *text = s ? json_dumps(s, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+  json_decref(s);
+  return text;
+}
+
+/* One step of a JSONPath ($.a.b, $['a-b'], $.list[0]); NULL when absent. */
+static const json_t *json_step(const json_t *at, const char **pp) {
+  const char *p = *pp;
+  char key[256];
+  size_t n = 0;
+  if (*p == '.') {
+    p++;
+    while (*p && *p != '.' && *p != '[' && n + 1 < sizeof(key))
+      key[n++] = *p++;
+  } else if (*p == '[' && (p[1] == '\'' || p[1] == '"')) {
+    char quote = p[1];
+    p += 2;
+    while (*p && *p != quote && n + 1 < sizeof(key))
+      key[n++] = *p++;
+    if (*p != quote || p[1] != ']')
+      return NULL;
+    p += 2;
+  } else if (*p == '[') {
+    char *end = NULL;
+    long idx = strtol(p + 1, &end, 10);
+    if (end == p + 1 || *end != ']' || !json_is_array(at) || idx < 0)
+      return NULL;
+    *pp = end + 1;
+    return json_array_get(at, (size_t)idx);
+  } else {
+    return NULL;
+  }
+  key[n] = '\0';
+  *pp = p;
+  return n > 0 && json_is_object(at) ? json_object_get(at, key) : NULL;
+}
+
+static int eval_jsonpath(struct parser *p, const struct node *n, const struct expr_value *doc,
+                         const struct expr_value *path, struct expr_value *out) {
+  if (doc->type != EXPR_STRING || path->type != EXPR_STRING)
+    return op_error(p, n, "needs two strings", doc, path);
+  json_error_t jerr;
+  json_t *root = json_loads(doc->str, JSON_DECODE_ANY, &jerr);
+  if (root == NULL)
+    return op_error(p, n, "cannot parse its first argument as JSON", doc, NULL);
+  const char *q = path->str;
+  const json_t *at = *q == '$' ? root : NULL;
+  if (at != NULL)
+    q++;
+  while (at != NULL && *q)
+    at = json_step(at, &q);
+  int rc = 0;
+  if (at == NULL)
+    rc = op_error(p, n, "finds nothing at that path", path, NULL);
+  else if (json_is_string(at))
+    expr_value_set_string(out, json_string_value(at));
+  else if (json_is_number(at))
+    expr_value_set_number(out, json_number_value(at));
+  else if (json_is_boolean(at))
+    expr_value_set_bool(out, json_is_true(at));
+  else if (json_is_null(at))
+    expr_value_set_nil(out);
+  else /* maps and lists are not values here: their JSON text stands in */
+    value_own_string(out, json_dumps(at, JSON_COMPACT | JSON_PRESERVE_ORDER));
+  json_decref(root);
+  return rc;
+}
+
+/* Sprig's int (cast.ToInt64): never an error, 0 for what does not convert. */
+static double sprig_int(const struct expr_value *v) {
+  if (v->type == EXPR_BOOL)
+    return v->b ? 1 : 0;
+  if (v->type == EXPR_NUMBER)
+    return isfinite(v->num) && fabs(v->num) < 9223372036854775808.0 ? trunc(v->num) : 0;
+  if (v->type != EXPR_STRING)
+    return 0;
+  /* "3.00" counts as "3", as cast's trimZeroDecimal has it. */
+  char *s = xstrdup(v->str), *dot = strchr(s, '.');
+  if (dot != NULL && dot[strspn(dot + 1, "0") + 1] == '\0')
+    *dot = '\0';
+  char *end = NULL;
+  errno = 0;
+  long long x = *s ? strtoll(s, &end, 0) : 0;
+  bool ok = *s && *end == '\0' && errno == 0;
+  free(s);
+  return ok ? (double)x : 0;
+}
+
+/* Go's strings.Replace(s, old, new, -1), bytewise. */
+static char *replace_all(const char *s, const char *old, const char *with) {
+  size_t ls = strlen(s), lo = strlen(old), lw = strlen(with), cap = ls + 1, len = 0;
+  char *out = xrealloc(NULL, cap);
+  for (size_t i = 0; i <= ls;) {
+    bool hit = lo > 0 ? strncmp(s + i, old, lo) == 0 : true;
+    if (lo > 0 && i == ls)
+      hit = false;
+    size_t add = hit ? lw : 1;
+    if (len + add + 1 > cap)
+      out = xrealloc(out, cap = (len + add + 1) * 2);
+    if (hit) {
+      memcpy(out + len, with, lw);
+      len += lw;
+      if (lo > 0) {
+        i += lo;
+        continue;
+      }
+    }
+    if (i == ls)
+      break;
+    out[len++] = s[i++];
+  }
+  out[len] = '\0';
+  return out;
+}
+
+static bool sprig_empty(const struct expr_value *v) {
+  return v->type == EXPR_NIL || (v->type == EXPR_BOOL && !v->b) ||
+         (v->type == EXPR_NUMBER && v->num == 0) || (v->type == EXPR_STRING && *v->str == '\0');
+}
+
+static int eval_call_extra(struct parser *p, const struct node *n, struct expr_value *out) {
+  struct expr_value a[MAX_CALL_ARGS] = {{.type = EXPR_NIL}};
+  int rc = 0, n_args = 0;
+  for (int idx = n->a; idx >= 0 && n_args < MAX_CALL_ARGS; idx = p->nodes[idx].next)
+    if ((rc = eval(p, idx, &a[n_args++])) < 0)
+      goto out;
+  switch (n->fn) {
+  case FN_TO_JSON: {
+    char *text = json_text(&a[0]);
+    if (text == NULL)
+      rc = op_error(p, n, "cannot encode as JSON", &a[0], NULL);
+    else
+      value_own_string(out, text);
+    break;
+  }
+  case FN_JSONPATH:
+    rc = eval_jsonpath(p, n, &a[0], &a[1], out);
+    break;
+  case FN_SPRIG_INT:
+    expr_value_set_number(out, sprig_int(&a[0]));
+    break;
+  case FN_TRIM_PREFIX:
+  case FN_TRIM_SUFFIX: {
+    if (a[0].type != EXPR_STRING || a[1].type != EXPR_STRING) {
+      rc = op_error(p, n, "needs two strings", &a[0], &a[1]);
+      break;
+    }
+    size_t lf = strlen(a[0].str), ls = strlen(a[1].str);
+    const char *s = a[1].str;
+    if (lf <= ls && n->fn == FN_TRIM_PREFIX && strncmp(s, a[0].str, lf) == 0)
+      value_own_string(out, xstrdup(s + lf));
+    else if (lf <= ls && n->fn == FN_TRIM_SUFFIX && strcmp(s + ls - lf, a[0].str) == 0)
+      value_own_string(out, xstrndup(s, ls - lf));
+    else
+      value_own_string(out, xstrdup(s));
+    break;
+  }
+  case FN_REPLACE:
+    if (a[0].type != EXPR_STRING || a[1].type != EXPR_STRING || a[2].type != EXPR_STRING) {
+      rc = op_error(p, n, "needs three strings", &a[0], &a[2]);
+      break;
+    }
+    value_own_string(out, replace_all(a[2].str, a[0].str, a[1].str));
+    break;
+  case FN_DEFAULT:
+    value_copy(out, sprig_empty(&a[1]) ? &a[0] : &a[1]);
+    break;
+  default:
+    break;
+  }
+out:
+  for (int i = 0; i < MAX_CALL_ARGS; i++)
+    expr_value_clear(&a[i]);
+  return rc;
+}
+
 static int eval_call(struct parser *p, const struct node *n, struct expr_value *out) {
+  if (n->fn >= FN_TO_JSON)
+    return eval_call_extra(p, n, out);
   struct expr_value v = {.type = EXPR_NIL};
   if (eval(p, n->a, &v) < 0)
     return -1;
@@ -2009,6 +2255,8 @@ static int eval_call(struct parser *p, const struct node *n, struct expr_value *
     value_own_string(out, t);
     break;
   }
+  default: /* eval_call_extra's */
+    break;
   }
   expr_value_clear(&v);
   return rc;

@@ -46,12 +46,18 @@
  *                 (note `!a == b` is `(!a) == b` and `a ?? b + 1` is
  *                 `(a ?? b) + 1`)
  *      functions  asInt, int, asFloat, float, string, len, lower, upper,
- *                 trim (one argument each)
+ *                 trim (one argument each); Argo's toJson(v) and
+ *                 jsonpath(json, "$.a['b'][0]") (a map or list found comes
+ *                 back as its compact JSON text); Sprig's, written
+ *                 `sprig.NAME(...)` as Argo has them: trim, upper, lower,
+ *                 int (0 when it does not convert), trimPrefix(prefix, s),
+ *                 trimSuffix(suffix, s), replace(old, new, s),
+ *                 default(fallback, v)
  *    Numbers are doubles: `/` gives a fraction like expr-lang, `%` needs two
  *    integral numbers.  `==` between different types is false; ordering,
  *    arithmetic and string operators on mismatched types are errors.
  *    Not supported: maps, closures, pipes `|`, ranges `..`, comments,
- *    `let`/`if`, sprig and jsonpath.
+ *    `let`/`if`, and the other Sprig functions.
  *
  *  Both modes, with a lookup: a word containing dashes or starting with a
  *  digit (`task-a.Succeeded`, `1st.Failed`) is taken whole when the lookup

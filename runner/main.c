@@ -25,6 +25,8 @@ static void print_usage(FILE *out) {
         "  watchdog RUN_DIR     reconcile a supervised run whose exitprobe process died\n"
         "  export SCENARIO --target argo  the scenario as a Workflow manifest for a cluster\n"
         "  verify SCENARIO STATUS.json    check expectations against argo get -o json\n"
+        "  stop RUN             argo stop for a running 'exitprobe run' (exit handler runs)\n"
+        "  terminate RUN        argo terminate for a running 'exitprobe run'\n"
         "\n"
         "Run 'exitprobe COMMAND --help' for a command's options.\n"
         "\n"
@@ -68,6 +70,10 @@ int main(int argc, char **argv) {
     return cli_watchdog(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0)
     return cli_export(argc - 1, argv + 1);
+  if (strcmp(cmd, "stop") == 0)
+    return cli_stop(argc - 1, argv + 1);
+  if (strcmp(cmd, "terminate") == 0)
+    return cli_terminate(argc - 1, argv + 1);
   fprintf(stderr, "exitprobe: unknown command '%s'\n\n", cmd);
   print_usage(stderr);
   return EP_EXIT_USAGE;

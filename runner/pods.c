@@ -508,6 +508,7 @@ static void settle_pod(struct controller *c, struct pod *p) {
     }
   }
   node_finish(node, phase, msg);
+  publish_node_global_outputs(c, node);
   progress(c, "  finished %s: %s%s%s", node->display_name, node_phase_name(phase), msg ? ": " : "",
            msg ? msg : "");
   controller_event(c, "node-finished", node, false);

@@ -165,6 +165,10 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
       .progress = req->quiet ? NULL : stderr,
       .work_dir = step_dirs,
       .workspace_dir = workspace,
+      .mocks = req->mocks,
+      .n_mocks = req->n_mocks,
+      .has_control = req->has_control,
+      .control_fd = req->control_fd,
   };
   const struct fault *crash = fault_plan_find(req->faults, FAULT_CONTROLLER_CRASH);
   if (crash == NULL)

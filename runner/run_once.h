@@ -38,6 +38,10 @@ struct run_request {
   bool idempotency;            /* run the exit handler again and compare (idempotency.h) */
   const char *state_probe;     /* with idempotency: host command whose output is compared */
   const char *keep_workspace;  /* copy the workspace here at the end (must not exist), or NULL */
+  const struct template_mock *mocks; /* a scenario's spec.mocks */
+  size_t n_mocks;
+  bool has_control;            /* control_fd: the run's control FIFO (run_control.h) */
+  int control_fd;
 };
 
 /* Run to the end.  *out is the run's state (the caller frees it) on

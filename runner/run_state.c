@@ -230,6 +230,10 @@ const char *node_type_name(enum node_type type) {
     return "Skipped";
   case NODE_SUSPEND:
     return "Suspend";
+  case NODE_HTTP:
+    return "HTTP";
+  case NODE_PLUGIN:
+    return "Plugin";
   }
   return "Unknown";
 }

@@ -27,6 +27,8 @@ enum node_type {
   NODE_RETRY,
   NODE_SKIPPED,
   NODE_SUSPEND,
+  NODE_HTTP,   /* an http template (only ever mocked locally) */
+  NODE_PLUGIN, /* a plugin template (only ever mocked locally) */
 };
 
 const char *node_phase_name(enum node_phase phase);
@@ -59,6 +61,7 @@ struct wf_node {
   struct child_set *child_set; /* private to run_state.c: dedupe index over children */
   bool hooked;                /* an exit-handler/hook node (Argo's nodeFlag.hooked) */
   bool retried;               /* an attempt under a Retry node (nodeFlag.retried) */
+  bool mocked;                /* a scenario's mock stood in for the template (spec.mocks) */
   /* Outputs (Pod nodes) */
   bool has_exit_code;
   int exit_code;

@@ -42,8 +42,9 @@ static int phase_from(const char *name, enum node_phase *out) {
 
 static int type_from(const char *name, enum node_type *out) {
   static const char *const names[] = {"Pod",   "Steps",   "StepGroup", "DAG",
-                                      "TaskGroup", "Retry", "Skipped", "Suspend"};
-  for (int i = 0; i < 8; i++)
+                                      "TaskGroup", "Retry", "Skipped", "Suspend",
+                                      "HTTP",      "Plugin"};
+  for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
     if (name != NULL && strcmp(name, names[i]) == 0) {
       *out = (enum node_type)i;
       return 0;
@@ -102,6 +103,7 @@ static int load_node(struct run_state *st, const json_t *o, ep_error **err) {
         n->signal = k;
   }
   n->oom_killed = json_is_true(json_object_get(o, "oomKilled"));
+  n->mocked = json_is_true(json_object_get(o, "mocked"));
   n->pids_limited = json_is_true(json_object_get(o, "pidsLimited"));
   n->memory_peak = (uint64_t)json_integer_value(json_object_get(o, "memoryPeakBytes"));
   return 0;

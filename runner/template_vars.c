@@ -149,7 +149,7 @@ int template_for_each_tag(const char *in, template_visit_fn visit, void *ctx) {
   return 0;
 }
 
-static int scope_lookup(void *ctx, const char *name, struct expr_value *out) {
+int var_scope_expr_lookup(void *ctx, const char *name, struct expr_value *out) {
   const char *v = var_scope_get(ctx, name);
   if (v == NULL)
     return 0;
@@ -161,7 +161,7 @@ static int evaluate_expression_tag(const char *expr, const struct var_scope *sco
                                    ep_error **err) {
   struct expr_value v = {0};
   ep_error *e = NULL;
-  if (expr_eval(expr, EXPR_EXPRLANG, scope_lookup, (void *)scope, &v, &e) < 0) {
+  if (expr_eval(expr, EXPR_EXPRLANG, var_scope_expr_lookup, (void *)scope, &v, &e) < 0) {
     ep_error_set(err, EP_EXIT_USAGE, "failed to evaluate {{=%s}}: %s", expr, e->message);
     ep_error_free(&e);
     return -1;

@@ -39,6 +39,11 @@ int template_substitute(const char *in, const struct var_scope *scope, char **ou
 typedef int (*template_visit_fn)(void *ctx, const char *name, size_t offset);
 int template_for_each_tag(const char *in, template_visit_fn visit, void *ctx);
 
+/* An expr_lookup_fn (expr.h) over a scope: a bound name is a string.
+ * ctx is the const struct var_scope *. */
+struct expr_value;
+int var_scope_expr_lookup(void *ctx, const char *name, struct expr_value *out);
+
 /* JSON string literal for value, with quotes: how Argo inserts workflow.failures. */
 char *json_quote_string(const char *value);
 

@@ -125,6 +125,9 @@ static void parameter_free(struct wf_parameter *p) {
     free(p->enum_values[i]);
   free(p->enum_values);
   free(p->value_from_path);
+  free(p->value_from_parameter);
+  free(p->value_from_expression);
+  free(p->value_from_default);
   free(p->global_name);
 }
 
@@ -137,8 +140,8 @@ static const struct field_rule parameter_fields[] = {
 
 static const struct field_rule value_from_fields[] = {
     {"path", FIELD_USED},          {"default", FIELD_USED},
-    {"parameter", FIELD_UNSUPPORTED}, {"jsonPath", FIELD_UNSUPPORTED},
-    {"jqFilter", FIELD_UNSUPPORTED},  {"expression", FIELD_UNSUPPORTED},
+    {"parameter", FIELD_USED},     {"jsonPath", FIELD_USED},
+    {"jqFilter", FIELD_USED},      {"expression", FIELD_USED},
     {"event", FIELD_UNSUPPORTED},  {"supplied", FIELD_UNSUPPORTED},
     {"configMapKeyRef", FIELD_UNSUPPORTED}, {NULL, 0},
 };
@@ -174,13 +177,32 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
     if (expect_kind(ctx, v, YDOC_MAPPING, "valueFrom") < 0 ||
         check_fields(ctx, v, "valueFrom", value_from_fields) < 0)
       return -1;
+    p->has_value_from = true;
     const struct ydoc_node *path = ydoc_get(v, "path");
     if (path != NULL && get_string(ctx, path, "valueFrom.path", &p->value_from_path) < 0)
       return -1;
-    const struct ydoc_node *def = ydoc_get(v, "default");
-    if (def != NULL && p->default_value == NULL &&
-        get_string(ctx, def, "valueFrom.default", &p->default_value) < 0)
+    const struct ydoc_node *from = ydoc_get(v, "parameter"), *expr = ydoc_get(v, "expression");
+    /* Resource templates' sources: only a mock gives such a parameter a value. */
+    p->value_from_resource = ydoc_get(v, "jsonPath") != NULL || ydoc_get(v, "jqFilter") != NULL;
+    if (from != NULL &&
+        get_string(ctx, from, "valueFrom.parameter", &p->value_from_parameter) < 0)
       return -1;
+    if (expr != NULL &&
+        get_string(ctx, expr, "valueFrom.expression", &p->value_from_expression) < 0)
+      return -1;
+    const struct ydoc_node *def = ydoc_get(v, "default");
+    if (def != NULL && get_string(ctx, def, "valueFrom.default", &p->value_from_default) < 0)
+      return -1;
+    if (def != NULL && p->default_value == NULL)
+      p->default_value = xstrdup(p->value_from_default);
+    if ((path != NULL) + (from != NULL) + (expr != NULL) + p->value_from_resource > 1)
+      return fail_at(ctx, v, "%s: multiple valueFrom types specified. choose one of: path, "
+                             "parameter, expression",
+                     where);
+    if (p->value != NULL && strcmp(where, "outputs") == 0)
+      return fail_at(ctx, n, "%s: parameter '%s' has both valueFrom and value specified, "
+                             "choose one",
+                     where, p->name);
   }
   return 0;
 }
@@ -868,10 +890,10 @@ static const struct field_rule template_fields[] = {
     {"archiveLocation", FIELD_NO_LOCAL_EFFECT},
     {"dag", FIELD_USED},
     {"suspend", FIELD_USED},
-    {"resource", FIELD_UNSUPPORTED},
+    {"resource", FIELD_USED},
     {"data", FIELD_UNSUPPORTED},
-    {"http", FIELD_UNSUPPORTED},
-    {"plugin", FIELD_UNSUPPORTED},
+    {"http", FIELD_USED},
+    {"plugin", FIELD_USED},
     {"containerSet", FIELD_UNSUPPORTED},
     {"retryStrategy", FIELD_USED},
     {"activeDeadlineSeconds", FIELD_USED},
@@ -926,6 +948,49 @@ static void template_free(struct wf_template *t) {
   volumes_free(t->volumes, t->n_volumes);
 }
 
+/* Where an output parameter's value comes from, by template kind, as Argo's
+ * validateOutputs has it: a file for pods; another step's or task's output
+ * (or an expression over them) for steps and DAGs.  kind_name is NULL for a
+ * container or script template. */
+static int check_output_source(struct parse_ctx *ctx, const struct wf_template *t,
+                               const struct wf_parameter *p, const char *kind_name) {
+  if (p->value == NULL && !p->has_value_from)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "output parameter '%s' needs valueFrom or value", p->name);
+  if (!p->has_value_from)
+    return 0;
+  if (kind_name != NULL && strcmp(kind_name, "Resource") == 0 && !p->value_from_resource)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s .jqFilter or jsonPath must be "
+                       "specified for Resource templates",
+                       t->name, p->name);
+  if (kind_name != NULL && (strcmp(kind_name, "HTTP") == 0 || strcmp(kind_name, "Plugin") == 0 ||
+                            strcmp(kind_name, "Resource") == 0))
+    return 0;
+  if (p->value_from_resource)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s: valueFrom.jsonPath and jqFilter "
+                       "are only valid in resource templates",
+                       t->name, p->name);
+  if (kind_name == NULL && p->value_from_path == NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s.path must be specified for %s "
+                       "templates",
+                       t->name, p->name, ydoc_get(t->node, "script") ? "Script" : "Container");
+  bool composite = kind_name != NULL && strcmp(kind_name, "Suspend") != 0;
+  if (composite && p->value_from_parameter == NULL && p->value_from_expression == NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s.parameter or expression must be "
+                       "specified for %s templates",
+                       t->name, p->name, kind_name);
+  if (kind_name != NULL && p->value_from_path != NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s: valueFrom.path is only valid in "
+                       "container and script templates",
+                       t->name, p->name);
+  return 0;
+}
+
 static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
                           struct wf_template *t) {
   if (expect_kind(ctx, n, YDOC_MAPPING, "template") < 0)
@@ -941,9 +1006,10 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
     return -1;
   const struct ydoc_node *container = ydoc_get(n, "container"), *script = ydoc_get(n, "script"),
                          *steps = ydoc_get(n, "steps"), *dag = ydoc_get(n, "dag"),
-                         *suspend = ydoc_get(n, "suspend");
+                         *suspend = ydoc_get(n, "suspend"), *resource = ydoc_get(n, "resource"),
+                         *http = ydoc_get(n, "http"), *plugin = ydoc_get(n, "plugin");
   int kinds = (container != NULL) + (script != NULL) + (steps != NULL) + (dag != NULL) +
-              (suspend != NULL);
+              (suspend != NULL) + (resource != NULL) + (http != NULL) + (plugin != NULL);
   if (kinds == 0)
     return fail_at(ctx, n, "template '%s' has no body: it needs one of container, script, steps, "
                            "dag, suspend",
@@ -953,6 +1019,25 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
                    t->name);
   if ((v = ydoc_get(n, "retryStrategy")) != NULL && parse_retry(ctx, v, &t->retry) < 0)
     return -1;
+  /* Argo's validation (validateTemplate) refuses `timeout` on anything but
+   * a leaf, and Kubernetes only enforces activeDeadlineSeconds on pods. */
+  const char *kind_name = steps     ? "Steps"
+                          : dag      ? "DAG"
+                          : suspend  ? "Suspend"
+                          : resource ? "Resource"
+                          : http     ? "HTTP"
+                          : plugin   ? "Plugin"
+                                     : NULL;
+  bool leaf = container != NULL || script != NULL || resource != NULL || http != NULL ||
+              plugin != NULL;
+  if ((v = ydoc_get(n, "timeout")) != NULL && !leaf)
+    return fail_at(ctx, v, "templates.%s.timeout: %s template doesn't support timeout field",
+                   t->name, kind_name);
+  if ((v = ydoc_get(n, "activeDeadlineSeconds")) != NULL && !leaf)
+    warn_at(ctx, v,
+            "'templates.%s.activeDeadlineSeconds' has no effect on a %s template: Argo applies "
+            "it only to container and script templates",
+            t->name, kind_name);
   if ((v = ydoc_get(n, "timeout")) != NULL) {
     double secs;
     if (get_string(ctx, v, "timeout", &t->timeout) < 0)
@@ -981,11 +1066,8 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
       parse_io(ctx, v, "outputs", &t->outputs, &t->n_outputs) < 0)
     return -1;
   for (size_t i = 0; i < t->n_outputs; i++)
-    if (t->outputs[i].value_from_path == NULL && t->outputs[i].value == NULL)
-      return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, t->outputs[i].pos.line,
-                         t->outputs[i].pos.column,
-                         "output parameter '%s' needs valueFrom.path or value",
-                         t->outputs[i].name);
+    if (check_output_source(ctx, t, &t->outputs[i], kind_name) < 0)
+      return -1;
   if (container != NULL) {
     t->kind = TEMPLATE_CONTAINER;
     return parse_container(ctx, container, false, t);
@@ -1001,6 +1083,15 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
   if (suspend != NULL) {
     t->kind = TEMPLATE_SUSPEND;
     return parse_suspend(ctx, suspend, t);
+  }
+  const struct ydoc_node *body = resource ? resource : http ? http : plugin;
+  if (body != NULL) {
+    t->kind = resource ? TEMPLATE_RESOURCE : http ? TEMPLATE_HTTP : TEMPLATE_PLUGIN;
+    /* The key, so that an error names the spot a reader looks for. */
+    for (size_t i = 0; i < n->n_pairs; i++)
+      if (n->pairs[i].value == body)
+        t->body_pos = pos_of(n->pairs[i].key);
+    return 0;
   }
   t->kind = TEMPLATE_STEPS;
   return parse_steps(ctx, steps, t);
@@ -1022,6 +1113,36 @@ int workflow_add_template(struct workflow *wf, const char *file, const struct yd
   }
   wf->templates = xreallocarray(wf->templates, wf->n_templates + 1, sizeof(*wf->templates));
   wf->templates[wf->n_templates++] = t;
+  return 0;
+}
+
+const char *workflow_cluster_only_kind(const struct wf_template *t) {
+  switch (t->kind) {
+  case TEMPLATE_RESOURCE:
+    return "resource";
+  case TEMPLATE_HTTP:
+    return "http";
+  case TEMPLATE_PLUGIN:
+    return "plugin";
+  default:
+    return NULL;
+  }
+}
+
+int workflow_check_runnable(const struct workflow *wf, const char *const *mocked,
+                            size_t n_mocked, ep_error **err) {
+  for (size_t i = 0; i < wf->n_templates; i++) {
+    const struct wf_template *t = &wf->templates[i];
+    const char *kind = workflow_cluster_only_kind(t);
+    bool is_mocked = false;
+    for (size_t m = 0; m < n_mocked && !is_mocked; m++)
+      is_mocked = strcmp(mocked[m], t->name) == 0;
+    if (kind != NULL && !is_mocked)
+      return ep_error_at(err, EP_EXIT_USAGE, wf->file, t->body_pos.line, t->body_pos.column,
+                         "template '%s': %s templates are not supported locally; mock it in a "
+                         "scenario (spec.mocks) to run this workflow",
+                         t->name, kind);
+  }
   return 0;
 }
 
@@ -1236,17 +1357,22 @@ static bool known_global(const struct workflow *wf, const char *name) {
 }
 
 static bool output_field_ok(const struct workflow *wf, const struct wf_step *s, const char *field) {
-  static const char *const simple[] = {"status", "exitCode", "outputs.result", "id", "startedAt",
-                                       "finishedAt", "hostNodeName", "ip", "outputs.parameters",
-                                       NULL};
+  static const char *const simple[] = {"status", "id", "startedAt", "finishedAt", "hostNodeName",
+                                       "ip", "outputs.parameters", NULL};
   for (const char *const *f = simple; *f; f++)
     if (strcmp(field, *f) == 0)
       return true;
+  const struct wf_template *t = workflow_find_template(wf, s->template_name);
+  if (strcmp(field, "exitCode") == 0 || strcmp(field, "outputs.result") == 0)
+    /* Argo's Template.HasOutput: only what runs a main container (or an
+     * http/plugin call) has a result and an exit code; steps, DAG,
+     * suspend and resource templates do not. */
+    return t == NULL || t->kind == TEMPLATE_CONTAINER || t->kind == TEMPLATE_SCRIPT ||
+           t->kind == TEMPLATE_HTTP || t->kind == TEMPLATE_PLUGIN;
   if (strncmp(field, "outputs.parameters.", 19) != 0)
     return false;
-  const struct wf_template *t = workflow_find_template(wf, s->template_name);
-  if (t == NULL || t->kind == TEMPLATE_STEPS || t->kind == TEMPLATE_DAG)
-    return true; /* unknown template is reported elsewhere; composite outputs are not modelled */
+  if (t == NULL)
+    return true; /* an unknown template is reported elsewhere */
   for (size_t o = 0; o < t->n_outputs; o++)
     if (strcmp(t->outputs[o].name, field + 19) == 0)
       return true;
@@ -1417,6 +1543,31 @@ static int validate_call_site(struct parse_ctx *ctx, const struct workflow *wf,
   return 0;
 }
 
+/* A steps or DAG template's outputs read its own steps or tasks, all of
+ * them finished by then. */
+static int validate_composite_outputs(struct ref_check *rc) {
+  const struct wf_template *t = rc->tmpl;
+  for (size_t i = 0; i < t->n_outputs; i++) {
+    const struct wf_parameter *p = &t->outputs[i];
+    struct ydoc_node at = pos_node(p->pos);
+    if (p->value_from_expression != NULL)
+      mark_all_referenced(rc); /* what an expression reads is known only when it runs */
+    if (p->value_from_parameter == NULL)
+      continue;
+    /* Argo accepts the reference with or without its braces. */
+    char *tag = strstr(p->value_from_parameter, "{{") != NULL
+                    ? xstrdup(p->value_from_parameter)
+                    : xasprintf("{{%s}}", p->value_from_parameter);
+    char *field = xasprintf("outputs.parameters.%s.valueFrom.parameter", p->name);
+    int ret = check_refs(rc, &at, field, tag);
+    free(field);
+    free(tag);
+    if (ret < 0)
+      return -1;
+  }
+  return 0;
+}
+
 static int validate_steps(struct parse_ctx *ctx, const struct workflow *wf,
                           const struct wf_template *t) {
   size_t total = 0;
@@ -1434,6 +1585,8 @@ static int validate_steps(struct parse_ctx *ctx, const struct workflow *wf,
     for (size_t s = 0; s < t->groups[g].n_steps; s++)
       visible[rc.n_visible++] = &t->groups[g].steps[s];
   }
+  if (validate_composite_outputs(&rc) < 0)
+    goto out;
   ret = 0;
 out:
   free(visible);
@@ -1572,6 +1725,8 @@ static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
     }
   }
   free(color);
+  if (validate_composite_outputs(&rc) < 0)
+    goto out;
   ret = 0;
 out:
   free(visible);

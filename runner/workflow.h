@@ -24,6 +24,13 @@ struct wf_parameter {
   char **enum_values;
   size_t n_enum_values;
   char *value_from_path; /* outputs.parameters[].valueFrom.path */
+  /* outputs of steps and DAG templates: valueFrom.parameter ("{{steps.X...}}"
+   * or without braces), valueFrom.expression (expr-lang), valueFrom.default */
+  char *value_from_parameter;
+  char *value_from_expression;
+  char *value_from_default;
+  bool has_value_from;
+  bool value_from_resource; /* valueFrom.jsonPath or jqFilter (resource templates) */
   char *global_name;
   struct src_pos pos;
   struct src_pos value_pos; /* of `value:`; 0:0 when absent or given with -p */
@@ -62,6 +69,11 @@ enum wf_template_kind {
   TEMPLATE_STEPS,
   TEMPLATE_DAG,
   TEMPLATE_SUSPEND,
+  /* Bodies that only a cluster can carry out: they run only when a
+   * scenario mocks them (spec.mocks); the body itself is not read. */
+  TEMPLATE_RESOURCE,
+  TEMPLATE_HTTP,
+  TEMPLATE_PLUGIN,
 };
 
 enum wf_loop_kind { LOOP_NONE, LOOP_ITEMS, LOOP_PARAM, LOOP_SEQUENCE };
@@ -152,6 +164,8 @@ struct wf_template {
   struct wf_volume *volumes; /* template-level volumes */
   size_t n_volumes;
 
+  struct src_pos body_pos; /* resource / http / plugin: the key of the body */
+
   /* steps */
   struct wf_step_group *groups;
   size_t n_groups;
@@ -223,6 +237,12 @@ const struct wf_template *workflow_find_template(const struct workflow *wf, cons
  * node must outlive wf.  EP_EXIT_USAGE errors at its line:column. */
 int workflow_add_template(struct workflow *wf, const char *file, const struct ydoc_node *n,
                           ep_error **err);
+/* "resource", "http" or "plugin" for a template only a cluster can run, else NULL. */
+const char *workflow_cluster_only_kind(const struct wf_template *t);
+/* Refuse a workflow with a resource, http or plugin template that is not in
+ * mocked (template names): EP_EXIT_USAGE with the body's file:line:column. */
+int workflow_check_runnable(const struct workflow *wf, const char *const *mocked,
+                            size_t n_mocked, ep_error **err);
 
 /* Go durations ("10s", "1m30s", "500ms") or, where Argo allows, bare seconds. */
 int parse_duration_seconds(const char *text, bool allow_bare, double *out);

@@ -45,7 +45,7 @@ sources_for() {
   yaml) echo "$common" runner/yaml_doc.c ;;
   workflow) echo "$common" runner/yaml_doc.c runner/workflow.c runner/volumes.c $templates ;;
   scenario) echo "$common" runner/yaml_doc.c runner/workflow.c runner/volumes.c $templates \
-                 injector/scenario.c reports/expectations.c ;;
+                 injector/scenario.c injector/mocks.c reports/expectations.c ;;
   template) echo "$common" $templates ;;
   expr) echo "$common" runner/expr.c ;;
   *) echo "unknown fuzz target '$1' (yaml workflow scenario template expr)" >&2; return 1 ;;

@@ -618,6 +618,59 @@ static void test_random_input_does_not_crash(void **state) {
 
 /* ---- values ------------------------------------------------------------ */
 
+/* Argo's toJson and jsonpath, and the Sprig functions its docs show, under `sprig.`. */
+static void test_argo_and_sprig_functions(void **state) {
+  (void)state;
+  static const struct binding table[] = {
+      {.name = "inputs.parameters.msg", .type = EXPR_STRING, .str = "  Hello World \n"},
+      {.name = "inputs.parameters.branch", .type = EXPR_STRING, .str = "refs/heads/main"},
+      {.name = "steps.gen.outputs.result", .type = EXPR_STRING,
+       .str = "{\"approved\": true, \"score\": 92, \"tags\": [\"a\", \"b-c\"], "
+              "\"who\": {\"name\": \"ann\"}, \"none\": null}"},
+      {.name = "retries", .type = EXPR_STRING, .str = "2"},
+  };
+  struct env env = ENV(table);
+  check_text("sprig.trim(inputs.parameters.msg)", EXPR_EXPRLANG, &env, EXPR_STRING,
+             "Hello World");
+  check_text("sprig.upper(sprig.trim(inputs.parameters.msg))", EXPR_EXPRLANG, &env,
+             EXPR_STRING, "HELLO WORLD");
+  check_text("sprig.lower('AbC')", EXPR_EXPRLANG, &env, EXPR_STRING, "abc");
+  check_text("sprig.int(retries) + 1", EXPR_EXPRLANG, &env, EXPR_NUMBER, "3");
+  check_text("sprig.int('x7')", EXPR_EXPRLANG, &env, EXPR_NUMBER, "0"); /* no error: Sprig */
+  check_text("sprig.int('3.00') + sprig.int(4.7) + sprig.int('0x10')", EXPR_EXPRLANG, &env,
+             EXPR_NUMBER, "23");
+  check_text("sprig.trimPrefix('refs/heads/', inputs.parameters.branch)", EXPR_EXPRLANG, &env,
+             EXPR_STRING, "main");
+  check_text("sprig.trimSuffix('.tgz', 'a.tgz') + sprig.trimSuffix('x', 'a')", EXPR_EXPRLANG,
+             &env, EXPR_STRING, "aa");
+  check_text("sprig.replace('-', '_', 'a-b-c')", EXPR_EXPRLANG, &env, EXPR_STRING, "a_b_c");
+  check_text("sprig.default('none', '') + sprig.default('none', 'x')", EXPR_EXPRLANG, &env,
+             EXPR_STRING, "nonex");
+  check_text("toJson('say \"hi\"')", EXPR_EXPRLANG, &env, EXPR_STRING, "\"say \\\"hi\\\"\"");
+  check_text("toJson(3) + toJson(true) + toJson(nil)", EXPR_EXPRLANG, &env, EXPR_STRING,
+             "3truenull");
+  check_bool("jsonpath(steps.gen.outputs.result, '$.approved') == true", EXPR_EXPRLANG, &env,
+             true);
+  check_text("jsonpath(steps.gen.outputs.result, '$.score') + 1", EXPR_EXPRLANG, &env,
+             EXPR_NUMBER, "93");
+  check_text("jsonpath(steps.gen.outputs.result, '$.tags[1]')", EXPR_EXPRLANG, &env,
+             EXPR_STRING, "b-c");
+  check_text("jsonpath(steps.gen.outputs.result, \"$['who'].name\")", EXPR_EXPRLANG, &env,
+             EXPR_STRING, "ann");
+  check_text("jsonpath(steps.gen.outputs.result, '$.tags')", EXPR_EXPRLANG, &env, EXPR_STRING,
+             "[\"a\",\"b-c\"]");
+  check_text("jsonpath(steps.gen.outputs.result, '$.none')", EXPR_EXPRLANG, &env, EXPR_NIL,
+             "<nil>");
+  check_error("jsonpath(steps.gen.outputs.result, '$.missing')", EXPR_EXPRLANG, &env,
+              "finds nothing");
+  check_error("jsonpath('{not json', '$.a')", EXPR_EXPRLANG, &env, "as JSON");
+  check_error("sprig.nosuch('a')", EXPR_EXPRLANG, &env, "unknown function 'sprig.nosuch'");
+  check_error("sprig.trimPrefix('a')", EXPR_EXPRLANG, &env, "takes 2 arguments, got 1");
+  check_error("sprig.replace(1, 'a', 'b')", EXPR_EXPRLANG, &env, "needs three strings");
+  /* `sprig` alone is still a name (a path), not a function. */
+  check_text("sprig.trim", EXPR_EXPRLANG, &env, EXPR_NIL, "<nil>");
+}
+
 static void check_number_text(double x, const char *want) {
   struct expr_value v = {.type = EXPR_NIL};
   expr_value_set_number(&v, x);
@@ -691,6 +744,7 @@ int main(void) {
       cmocka_unit_test(test_random_input_does_not_crash),
       cmocka_unit_test(test_number_formatting),
       cmocka_unit_test(test_value_helpers),
+      cmocka_unit_test(test_argo_and_sprig_functions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
