@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +90,23 @@ static bool remove_stale_run_dir(const char *tmp_dir, const char *name, long pid
   return removed;
 }
 
+/* A run directory's owner holds an exclusive flock on it for the life of
+ * the run (leftovers_make_run_dir); the kernel drops it when the owner dies,
+ * whatever PID namespace either side is in.  Returns the directory, locked
+ * by us, when it is stale; -1 when it is live (or gone). */
+static int lock_if_stale(const char *tmp_dir, const char *name) {
+  char *dir = xasprintf("%s/%s", tmp_dir, name);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  free(dir);
+  if (fd < 0)
+    return -1;
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 size_t leftovers_sweep_run_dirs(const char *tmp_dir, leftovers_keep_fn keep, void *keep_ctx,
                                 FILE *log) {
   DIR *d = opendir(tmp_dir);
@@ -97,19 +116,57 @@ size_t leftovers_sweep_run_dirs(const char *tmp_dir, leftovers_keep_fn keep, voi
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     int pid = 0, used = 0;
-    if (sscanf(e->d_name, "exitprobe-run-%d-%n", &pid, &used) != 1 || used == 0 ||
-        !leftovers_pid_gone(pid))
+    if (sscanf(e->d_name, "exitprobe-run-%d-%n", &pid, &used) != 1 || used == 0)
+      continue;
+    int lock_fd = lock_if_stale(tmp_dir, e->d_name);
+    if (lock_fd < 0)
       continue;
     char *dir = xasprintf("%s/%s", tmp_dir, e->d_name);
     bool kept = keep != NULL && keep(dir, keep_ctx);
     free(dir);
-    if (kept)
-      continue;
-    if (remove_stale_run_dir(tmp_dir, e->d_name, pid, log))
+    if (!kept && remove_stale_run_dir(tmp_dir, e->d_name, pid, log))
       removed++;
+    close(lock_fd);
   }
   closedir(d);
   return removed;
+}
+
+int leftovers_make_run_dir(const char *tmp_dir, char *path, size_t path_size, int *lock_fd,
+                           ep_error **err) {
+  /* Made under a name the sweep ignores, locked, then renamed: the sweep
+   * never sees it unlocked. */
+  char *fresh = xasprintf("%s/.exitprobe-new-%d-XXXXXX", tmp_dir, (int)getpid());
+  int fd = -1, rc = -1;
+  if (mkdtemp(fresh) == NULL) {
+    ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot create a work directory in %s",
+                       tmp_dir);
+    goto out;
+  }
+  const char *suffix = strrchr(fresh, '-') + 1;
+  if ((size_t)snprintf(path, path_size, "%s/exitprobe-run-%d-%s", tmp_dir, (int)getpid(),
+                       suffix) >= path_size) {
+    ep_error_set(err, EP_EXIT_INTERNAL, "work directory name too long");
+    goto remove_fresh;
+  }
+  fd = open(fresh, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
+      renameat2(AT_FDCWD, fresh, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+    ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot set up the work directory %s",
+                       path);
+    goto remove_fresh;
+  }
+  *lock_fd = fd;
+  fd = -1;
+  rc = 0;
+  goto out;
+remove_fresh:
+  rmdir(fresh);
+out:
+  if (fd >= 0)
+    close(fd);
+  free(fresh);
+  return rc;
 }
 
 /* ---- cgroups ------------------------------------------------------------- */

@@ -111,12 +111,12 @@ static bool keep_for_watchdog(const char *dir, void *ctx) {
 int run_workflow(const struct run_request *req, struct run_state **out, ep_error **err) {
   const struct workflow *wf = req->wf;
   struct run_state *st = run_state_new();
-  char work_dir[4096];
-  snprintf(work_dir, sizeof(work_dir), "/tmp/exitprobe-run-%d-XXXXXX", (int)getpid());
+  char work_dir[4096] = "";
+  int work_dir_lock = -1;
   if (req->run_dir != NULL)
     snprintf(work_dir, sizeof(work_dir), "%s", req->run_dir);
-  /* Run directories are named after their exitprobe process: those of
-   * runs that were killed are removed, and the user is told. */
+  /* Run directories of runs that were killed are removed, and the user is
+   * told (leftovers.h: a run holds a lock on its directory while it lives). */
   leftovers_sweep_run_dirs("/tmp", keep_for_watchdog, stderr, stderr);
   char *step_dirs = NULL, *argosay = NULL, *workspace = NULL;
   int rc = -1;
@@ -139,8 +139,8 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
                          work_dir);
       goto out;
     }
-  } else if (mkdtemp(work_dir) == NULL) {
-    ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot create a work directory in /tmp");
+  } else if (leftovers_make_run_dir("/tmp", work_dir, sizeof(work_dir), &work_dir_lock, err) <
+             0) {
     goto out;
   }
   if (asprintf(&step_dirs, "%s/steps", work_dir) < 0)
@@ -209,6 +209,8 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   else
     remove_run_dir(work_dir);
 out:
+  if (work_dir_lock >= 0)
+    close(work_dir_lock); /* after the directory is gone: never unlocked while it exists */
   free(workspace);
   free(step_dirs);
   free(argosay);

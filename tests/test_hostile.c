@@ -28,6 +28,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -1501,6 +1502,44 @@ static void test_sigkill_run_dir_removed_and_reported(void **state) {
   run_free(r);
 }
 
+/* A run in another PID namespace sharing /tmp: the pid in its directory's
+ * name means nothing here (it may name no process at all, as below), but
+ * the run holds the lock on its directory, so the next run leaves it be. */
+static void test_live_run_dir_of_another_pid_namespace_kept(void **state) {
+  struct fixture *fx = *state;
+  (void)fx;
+  skip_without_sandbox();
+  pid_t gone = fork();
+  assert_true(gone >= 0);
+  if (gone == 0)
+    _exit(0);
+  assert_int_equal(waitpid(gone, NULL, 0), gone);
+  char run_dir[PATH_MAX];
+  snprintf(run_dir, sizeof(run_dir), "/tmp/exitprobe-run-%d-otherns", (int)gone);
+  assert_int_equal(mkdir(run_dir, 0700), 0);
+  int lock = open(run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(lock >= 0);
+  assert_int_equal(flock(lock, LOCK_EX), 0);
+
+  struct run *next = &fx->runs[1];
+  run_seed_after(next, false);
+  bool kept = host_path_exists(run_dir);
+  bool said = strstr(next->err, run_dir) != NULL;
+  /* Unlocked, it is a killed run's leftover: the next run removes it. */
+  close(lock);
+  struct run *after = &fx->runs[2];
+  run_seed_after(after, false);
+  bool removed_after = !host_path_exists(run_dir);
+  rmdir(run_dir);
+  if (!kept || said)
+    fail_msg("a live (locked) run directory was removed or reported; stderr:\n%s", next->err);
+  if (!removed_after)
+    fail_msg("the run directory was not removed once its lock was free; stderr:\n%s",
+             after->err);
+  run_free(after);
+  run_free(next);
+}
+
 /* The exitprobe group of the pids hierarchy this process is in (cgroup v1
  * pids, else cgroup2), where exitprobe makes its run groups; "" if none. */
 static void exitprobe_cgroup_base(char *out, size_t size) {
@@ -1624,6 +1663,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_concurrent_runs_do_not_interfere, fixture_setup,
                                       fixture_teardown),
       cmocka_unit_test_setup_teardown(test_sigkill_leaves_no_process_and_stale_cgroup_swept,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_live_run_dir_of_another_pid_namespace_kept,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_stale_cgroup_member_killed_and_reported, fixture_setup,
                                       fixture_teardown),
