@@ -400,7 +400,10 @@ static void setup_dev(const struct launch_plan *p) {
     snprintf(path, sizeof(path), "/dev/%s", nodes[i]);
     fds[i] = open(path, O_PATH | O_CLOEXEC);
   }
-  if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536") < 0)
+  /* nodev: a node the step makes here itself (it has CAP_MKNOD) must not
+   * open a host disk; the bound nodes are mounts of their own. */
+  if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=0755,size=65536") <
+      0)
     init_fail(p, "mount tmpfs on", "/dev", errno);
   for (size_t i = 0; i < N_NODES; i++) {
     if (fds[i] < 0)
@@ -735,9 +738,9 @@ static _Noreturn void init_main(struct launch_plan *p) {
   close(p->devnull);
   if (p->handoff_w >= 0)
     close(p->handoff_w);
+  close(p->sync_w); /* EOF for the parent: the command is running */
   /* Where permitted, the init is never an OOM victim at all. */
   set_oom_score_adj("-1000");
-  close(p->sync_w); /* EOF for the parent: the command is running */
   supervise(p, cmd, &waited);
 }
 
