@@ -77,7 +77,7 @@ struct ep_cg_step {
   int join_fd[EP_CG_MAX_GROUPS]; /* v1: "tasks"; cgroup2: cgroup.procs (fallback) */
   int into_fd;                   /* cgroup2 directory for CLONE_INTO_CGROUP */
   char *path[EP_CG_MAX_GROUPS];
-  bool pooled;               /* a reusable group: released to m->idle, join fds kept */
+  bool pooled;               /* a reusable group: released to m->idle, not removed */
   bool dirty;                /* frozen once: not reused */
   struct ep_cg_limits cur;   /* as written in the groups */
   uint64_t base_oom_kills;   /* counters at the start of the step (v1's cannot be reset) */
@@ -671,6 +671,23 @@ static void step_free(struct ep_cg_step *s) {
   free(s);
 }
 
+/* What the child needs to join the groups; closed again once it exists. */
+static int open_join_fds(struct ep_cg_step *s) {
+  for (size_t i = 0; i < s->m->n; i++) {
+    const struct cg_hier *h = &s->m->h[i];
+    bool v2 = h->kind == CG_UNIFIED;
+    s->join_fd[i] = openat(s->dir_fd[i], v2 ? "cgroup.procs" : "tasks", O_WRONLY | O_CLOEXEC);
+    if (s->join_fd[i] < 0)
+      return -errno;
+    if (v2) {
+      s->into_fd = openat(h->run_fd, s->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (s->into_fd < 0)
+        return -errno;
+    }
+  }
+  return 0;
+}
+
 /* Creates the group in every hierarchy; -EEXIST means: pick another name. */
 static int step_mkdirs(struct ep_cg_step *s, const struct ep_cg_limits *lim, const char **what) {
   static const struct ep_cg_limits unlimited = {.memory = 0, .pids = -1};
@@ -690,17 +707,8 @@ static int step_mkdirs(struct ep_cg_step *s, const struct ep_cg_limits *lim, con
     int rc = write_limits(h, s->dir_fd[i], &unlimited, lim);
     if (rc < 0)
       return rc;
-    bool v2 = h->kind == CG_UNIFIED;
-    s->join_fd[i] = openat(s->dir_fd[i], v2 ? "cgroup.procs" : "tasks", O_WRONLY | O_CLOEXEC);
-    if (s->join_fd[i] < 0)
-      return -errno;
-    if (v2) {
-      s->into_fd = openat(h->run_fd, s->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (s->into_fd < 0)
-        return -errno;
-    }
   }
-  return 0;
+  return open_join_fds(s);
 }
 
 static int step_group(const struct ep_cg_step *s, enum cg_kind kind, const struct cg_hier **h) {
@@ -743,7 +751,12 @@ static int slot_prepare(struct ep_cg_step *s, const struct ep_cg_limits *lim) {
                   write_at(fd, "memory.failcnt", "0") < 0))
     return -EIO;
   read_events(s, &s->base_oom_kills, &s->base_pids_max_hits);
-  return 0;
+  /* Not kept open between steps: a thousand parallel steps would hold
+   * seven descriptors each. */
+  int rc = open_join_fds(s);
+  if (rc < 0)
+    close_join_fds(s);
+  return rc;
 }
 
 /* Not reusable: removed now, or left to ep_cg_manager_free when busy. */
@@ -821,11 +834,7 @@ void ep_cg_step_join(const struct ep_cg_step *s, struct ep_cg_join *j) {
   }
 }
 
-void ep_cg_step_close_join_fds(struct ep_cg_step *s) {
-  /* A pooled group's are opened once and serve every step it hosts. */
-  if (!s->pooled)
-    close_join_fds(s);
-}
+void ep_cg_step_close_join_fds(struct ep_cg_step *s) { close_join_fds(s); }
 
 const char *ep_cg_step_path(const struct ep_cg_step *s, size_t i) {
   return i < s->m->n ? s->path[i] : NULL;
