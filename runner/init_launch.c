@@ -12,6 +12,12 @@ extern const unsigned char ep_step_init_elf[];
 extern const size_t ep_step_init_elf_len;
 
 int ep_init_program_open(void) {
+#if !defined(HAVE_CLONE_VM_INIT)
+  if (ep_step_init_elf_len != 0) { /* built, but not usable here: see above */
+    errno = ENOSYS;
+    return -1;
+  }
+#endif
   if (ep_step_init_elf_len == 0) {
     errno = ENOSYS;
     return -1;
@@ -37,7 +43,16 @@ int ep_init_program_open(void) {
   return fd;
 }
 
-#if defined(__x86_64__)
+/* AddressSanitizer keeps per-thread stack bounds and poisons frames in a
+ * shadow the CLONE_VM child shares: a child on another stack that never
+ * returns (it execs) trips it (stack-buffer-underflow in
+ * __asan_handle_no_return, crashes in its vfork interceptor).  Sanitizer
+ * builds therefore run fork-style inits. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define HAVE_CLONE_VM_INIT 1
+#endif
+
+#if defined(HAVE_CLONE_VM_INIT)
 /* long ep_clone3_trampoline(args, size, fn, arg): the raw syscall, because
  * the child starts on a new stack and cannot return into a C caller.  fn
  * and arg travel in r8/r9, which the syscall preserves. */
