@@ -427,7 +427,8 @@ static void print_table(struct bench *b) {
     printf("\n");
     printf("cgroups: pooled slot %+.0f us, fresh groups per launch %+.0f us (median over L2)\n",
            sum[C_L3].median - sum[C_L2].median, sum[C_L3_FRESH].median - sum[C_L2].median);
-    printf("init + command split, caps, pipes, bookkeeping (sandbox - L4): %+.0f us\n",
+    printf("init (program exec) + command split, caps, /dev, pipes, bookkeeping "
+           "(sandbox - L4): %+.0f us\n",
            sum[C_SANDBOX].median - sum[C_L4].median);
   }
   if (b->s[C_SANDBOX].enabled) {
