@@ -3,8 +3,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* AddressSanitizer keeps per-thread stack bounds and poisons frames in a
+ * shadow the CLONE_VM child shares: a child on another stack that never
+ * returns (it execs) trips it (stack-buffer-underflow in
+ * __asan_handle_no_return, crashes in its vfork interceptor).  Sanitizer
+ * builds therefore run fork-style inits. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define HAVE_CLONE_VM_INIT 1
+#endif
 
 /* runner/step_init_blob.c, generated at build time; empty where the init
  * program is not built. */
@@ -12,13 +22,12 @@ extern const unsigned char ep_step_init_elf[];
 extern const size_t ep_step_init_elf_len;
 
 int ep_init_program_open(void) {
-#if !defined(HAVE_CLONE_VM_INIT)
-  if (ep_step_init_elf_len != 0) { /* built, but not usable here: see above */
-    errno = ENOSYS;
-    return -1;
-  }
+#if defined(HAVE_CLONE_VM_INIT)
+  bool usable = ep_step_init_elf_len > 0;
+#else
+  bool usable = false; /* built, but not usable here: see above */
 #endif
-  if (ep_step_init_elf_len == 0) {
+  if (!usable) {
     errno = ENOSYS;
     return -1;
   }
@@ -42,15 +51,6 @@ int ep_init_program_open(void) {
   (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
   return fd;
 }
-
-/* AddressSanitizer keeps per-thread stack bounds and poisons frames in a
- * shadow the CLONE_VM child shares: a child on another stack that never
- * returns (it execs) trips it (stack-buffer-underflow in
- * __asan_handle_no_return, crashes in its vfork interceptor).  Sanitizer
- * builds therefore run fork-style inits. */
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define HAVE_CLONE_VM_INIT 1
-#endif
 
 #if defined(HAVE_CLONE_VM_INIT)
 /* long ep_clone3_trampoline(args, size, fn, arg): the raw syscall, because
