@@ -3,24 +3,28 @@
  *
  * Process layout of one step:
  *
- *   runner --clone3(CLONE_PIDFD|CLONE_NEW*)--> init (pid 1) --vfork--> command (pid 2)
+ *   runner --clone3(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_NEW*)--> init (pid 1)
+ *   init --vfork--> command (pid 2); init --execveat--> init program (step_init.c)
  *
- * The init is a fork-style clone (own copy of the runner's memory), not
- * CLONE_VM: it outlives sandbox_launch, and a CLONE_VM init would share the
- * runner's errno/TLS and, worse, an OOM kill of the init would take every
- * process sharing its mm - the runner - with it.  The command is started
- * from the init with vfork, so its cost does not depend on the runner's
- * size.  Everything the children use is prepared by the parent before the
- * clone (struct launch_plan); the children never allocate.
+ * The init shares the runner's memory (no page-table copy, whatever the
+ * runner's size) only while the runner waits: once the command runs, it
+ * execs the small init program from a memfd, which supervises the command
+ * for the rest of the step; that exec releases the runner.  Sharing for the
+ * step's life would put the init on the runner's TLS and make an OOM kill
+ * of the init kill the runner too.  Where the program cannot run, and for
+ * steps whose command must reach the runner before its exec (a seccomp
+ * listener), the init is a fork-style clone that supervises the command
+ * itself (supervise()).  Everything the children use is prepared by the
+ * parent before the clone (struct launch_plan); the children never allocate.
  *
  * Three channels connect the parent and the init:
  *   - sync pipe (CLOEXEC): a set-up failure message, or EOF once the command
- *     has been exec'd (the init closes its end after the vfork returns, the
- *     command's copy closes at exec);
+ *     has been exec'd (the init's copy closes at its own exec or after the
+ *     vfork returns, the command's copy closes at exec);
  *   - pidfd: readable when the init exits;
- *   - a MAP_SHARED page: the command's raw wait status, written by the init
- *     just before it exits, so that the parent can tell "the command was
- *     killed by SIGTERM" from "the command exited 143".
+ *   - status pipe: the command's raw wait status, written by the init just
+ *     before it exits, so that the parent can tell "the command was killed
+ *     by SIGTERM" from "the command exited 143".
  * A step with a syscall fault that the supervisor decides per call has a
  * fourth: a socketpair over which the command, right after loading its
  * filter, passes the seccomp listener to the parent (SCM_RIGHTS). */
