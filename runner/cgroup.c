@@ -27,10 +27,11 @@
 #define POOL_MAX 64
 /* How long a released group may take to empty before it is discarded. */
 #define POOL_EMPTY_TIMEOUT_MS 20
-/* Memory still charged to an empty group (page cache of files a step wrote
- * to a host directory) beyond which it is not reused: it would count
- * against the next step's limit and show in its peak. */
-#define POOL_MAX_RESIDUAL (1024 * 1024)
+/* Memory still charged to an empty group (kernel objects, page cache of
+ * files a step wrote to a host directory) beyond which it is reclaimed, and
+ * if that fails the group is not reused: it would count against the next
+ * step's limit and show in its peak. */
+#define POOL_MAX_RESIDUAL (2 * 1024 * 1024)
 
 enum cg_kind { CG_MEMORY_V1, CG_PIDS_V1, CG_FREEZER_V1, CG_UNIFIED };
 
@@ -1058,8 +1059,12 @@ static bool slot_settle(struct ep_cg_step *s) {
   }
   uint64_t usage = 0;
   int fd = step_group(s, CG_MEMORY_V1, NULL);
-  return fd < 0 || !read_u64_at(fd, "memory.usage_in_bytes", &usage) ||
-         usage <= POOL_MAX_RESIDUAL;
+  if (fd < 0 || !read_u64_at(fd, "memory.usage_in_bytes", &usage) || usage <= POOL_MAX_RESIDUAL)
+    return true;
+  /* Kernel objects and page cache the steps left (~0.1-0.3 MB a step):
+   * reclaimed once they add up, rather than giving the set up. */
+  (void)write_at(fd, "memory.force_empty", "0");
+  return read_u64_at(fd, "memory.usage_in_bytes", &usage) && usage <= POOL_MAX_RESIDUAL;
 }
 
 int ep_cg_step_destroy(struct ep_cg_manager *m, struct ep_cg_step *s, ep_error **err) {
