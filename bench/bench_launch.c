@@ -15,9 +15,11 @@
  *   L0..L5                      isolation layers added one at a time to a bare
  *                               clone3 child that execs /bin/true directly (no
  *                               init): clone, +PID ns, +mount/UTS/IPC ns with
- *                               read-only root, /proc and /tmp, +fresh cgroups
- *                               (create, self-attach, remove), +seccomp load,
- *                               +network ns with lo up
+ *                               read-only root, /proc and /tmp, +cgroups
+ *                               (a pooled slot: reset, self-attach, release),
+ *                               +seccomp load, +network ns with lo up; and L3
+ *                               again with fresh
+ *                               groups (mkdir, write limits, rmdir) per launch
  *   unshare, bwrap              the same work through external tools, when installed
  *
  * -m MIB touches that much heap first (the runner grown large): fork-style
@@ -63,6 +65,7 @@ enum config_id {
   C_L3,
   C_L4,
   C_L5,
+  C_L3_FRESH,
   C_UNSHARE,
   C_BWRAP,
   C_COUNT
@@ -76,9 +79,10 @@ static const char *const config_names[C_COUNT] = {
     [C_L0] = "L0 clone3 (fork-style)",
     [C_L1] = "L1 +PID ns",
     [C_L2] = "L2 +mnt/uts/ipc, ro /, /proc, /tmp",
-    [C_L3] = "L3 +fresh cgroups",
+    [C_L3] = "L3 +cgroups (pooled slot)",
     [C_L4] = "L4 +seccomp load",
     [C_L5] = "L5 +network ns, lo up",
+    [C_L3_FRESH] = "L3 with fresh cgroups per launch",
     [C_UNSHARE] = "unshare -pf --mount-proc -ui",
     [C_BWRAP] = "bwrap --unshare-all --ro-bind / /",
 };
@@ -230,6 +234,9 @@ static void layer_child(const struct layer *l) {
 }
 
 static int run_layer(struct bench *b, enum config_id id) {
+  bool fresh = id == C_L3_FRESH;
+  if (fresh)
+    id = C_L3;
   const uint64_t ns = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
   struct layer l = {0};
   if (id >= C_L1)
@@ -244,7 +251,8 @@ static int run_layer(struct bench *b, enum config_id id) {
     char name[64];
     snprintf(name, sizeof(name), "layer-%lu", ++b->seq);
     struct ep_cg_limits lim = {.memory = SANDBOX_DEFAULT_MEMORY_LIMIT,
-                               .pids = SANDBOX_DEFAULT_PIDS_LIMIT};
+                               .pids = SANDBOX_DEFAULT_PIDS_LIMIT,
+                               .fresh = fresh};
     ep_error *err = NULL;
     if (ep_cg_step_create(b->cg, name, &lim, &cg, &err) < 0) {
       fprintf(stderr, "%s\n", err->message);
@@ -387,7 +395,7 @@ static void setup_sandbox(struct bench *b) {
     ep_error_free(&err);
     b->seccomp = NULL;
   }
-  for (int id = C_SANDBOX; id <= C_L5; id++)
+  for (int id = C_SANDBOX; id <= C_L3_FRESH; id++)
     b->s[id].enabled = true;
   b->s[C_SANDBOX_NET].enabled = caps->net_namespace;
   b->s[C_L5].enabled = caps->net_namespace;
@@ -417,7 +425,10 @@ static void print_table(struct bench *b) {
     if (b->s[C_L5].enabled)
       printf(", netns %+.0f", sum[C_L5].median - sum[C_L4].median);
     printf("\n");
-    printf("init + command split, caps, pipes, bookkeeping (sandbox - L4): %+.0f us\n",
+    printf("cgroups: pooled slot %+.0f us, fresh groups per launch %+.0f us (median over L2)\n",
+           sum[C_L3].median - sum[C_L2].median, sum[C_L3_FRESH].median - sum[C_L2].median);
+    printf("init (program exec) + command split, caps, /dev, pipes, bookkeeping "
+           "(sandbox - L4): %+.0f us\n",
            sum[C_SANDBOX].median - sum[C_L4].median);
   }
   if (b->s[C_SANDBOX].enabled) {
@@ -473,7 +484,7 @@ int main(int argc, char **argv) {
   b.s[C_UNSHARE].enabled = external && geteuid() == 0 && access("/usr/bin/unshare", X_OK) == 0;
   b.s[C_BWRAP].enabled = external && access("/usr/bin/bwrap", X_OK) == 0;
   if (quick)
-    for (int id = C_SANDBOX_NET; id <= C_L5; id++)
+    for (int id = C_SANDBOX_NET; id <= C_L3_FRESH; id++)
       b.s[id].enabled = false;
   if (external && !b.s[C_BWRAP].enabled)
     printf("  bwrap not installed: skipped\n");

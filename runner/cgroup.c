@@ -25,6 +25,15 @@
  * (processes someone else moved in) and the kernel finishing exits. */
 #define DESTROY_TIMEOUT_MS 2000
 #define FINAL_DESTROY_TIMEOUT_MS 5000
+/* Idle groups kept for reuse: as many as steps ever ran at once, up to this. */
+#define POOL_MAX 64
+/* How long a released group may take to empty before it is discarded. */
+#define POOL_EMPTY_TIMEOUT_MS 20
+/* Memory still charged to an empty group (kernel objects, page cache of
+ * files a step wrote to a host directory) beyond which it is reclaimed, and
+ * if that fails the group is not reused: it would count against the next
+ * step's limit and show in its peak. */
+#define POOL_MAX_RESIDUAL (2 * 1024 * 1024)
 
 enum cg_kind { CG_MEMORY_V1, CG_PIDS_V1, CG_FREEZER_V1, CG_UNIFIED };
 
@@ -56,6 +65,10 @@ struct ep_cg_manager {
   char **notes;
   size_t n_notes;
   struct ep_cg_step *steps; /* live step groups, for the final sweep */
+  struct ep_cg_step *idle;  /* pooled groups between steps: empty, limits as last written */
+  size_t n_idle;
+  pid_t owner;    /* the pool is this process's: a forked controller makes fresh groups */
+  bool poolable;  /* every counter a step reports can be reset or taken as a delta */
   unsigned long seq;
 };
 
@@ -67,6 +80,11 @@ struct ep_cg_step {
   int join_fd[EP_CG_MAX_GROUPS]; /* v1: "tasks"; cgroup2: cgroup.procs (fallback) */
   int into_fd;                   /* cgroup2 directory for CLONE_INTO_CGROUP */
   char *path[EP_CG_MAX_GROUPS];
+  bool pooled;               /* a reusable group: released to m->idle, not removed */
+  bool dirty;                /* frozen once: not reused */
+  struct ep_cg_limits cur;   /* as written in the groups */
+  uint64_t base_oom_kills;   /* counters at the start of the step (v1's cannot be reset) */
+  uint64_t base_pids_max_hits;
 };
 
 /* What discovery found: mount points and our own path per hierarchy. */
@@ -489,6 +507,11 @@ int ep_cg_manager_new(const char *run_name, struct ep_cg_manager **out, ep_error
   if (v2 == NULL || !v2->has_freeze)
     add_v1(m, &l, CTRL_FREEZER, CG_FREEZER_V1, run_dir);
   summarize(m, &l);
+  /* cgroup2's memory.peak cannot be reset before 6.12 (and then only per
+   * open file): with memory on cgroup2 every step gets fresh groups. */
+  v2 = find_kind(m, CG_UNIFIED);
+  m->poolable = m->n > 0 && (v2 == NULL || !v2->v2_memory);
+  m->owner = getpid();
   layout_free(&l);
   free(run_dir);
   *out = m;
@@ -502,34 +525,56 @@ const char *const *ep_cg_manager_notes(const struct ep_cg_manager *m, size_t *n)
   return (const char *const *)m->notes;
 }
 
-static int write_limits(const struct cg_hier *h, int dirfd, const struct ep_cg_limits *lim) {
+static void limit_text(char *buf, size_t size, bool unlimited, uint64_t v, const char *none) {
+  if (unlimited)
+    snprintf(buf, size, "%s", none);
+  else
+    snprintf(buf, size, "%llu", (unsigned long long)v);
+}
+
+/* v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes at every
+ * moment: raise memsw first, lower it last. */
+static int write_v1_memory(const struct cg_hier *h, int dirfd, uint64_t old, uint64_t lim) {
   char val[32];
+  limit_text(val, sizeof(val), lim == 0, lim, "-1");
+  bool raising = lim == 0 || (old != 0 && lim > old);
+  if (raising && h->has_memsw)
+    (void)write_at(dirfd, "memory.memsw.limit_in_bytes", val);
+  int rc = write_at(dirfd, "memory.limit_in_bytes", val);
+  /* memory+swap: without it a step could page out past its limit. */
+  if (rc == 0 && !raising && h->has_memsw)
+    (void)write_at(dirfd, "memory.memsw.limit_in_bytes", val);
+  return rc;
+}
+
+/* Writes what differs between the limits in force (old; a fresh group has
+ * none: {0, -1}) and the step's. */
+static int write_limits(const struct cg_hier *h, int dirfd, const struct ep_cg_limits *old,
+                        const struct ep_cg_limits *lim) {
+  char val[32];
+  bool mem = old->memory != lim->memory;
+  bool pids = (old->pids < 0 ? -1 : old->pids) != (lim->pids < 0 ? -1 : lim->pids);
   int rc = 0;
   switch (h->kind) {
   case CG_MEMORY_V1:
-    if (lim->memory == 0)
-      break;
-    snprintf(val, sizeof(val), "%llu", (unsigned long long)lim->memory);
-    rc = write_at(dirfd, "memory.limit_in_bytes", val);
-    /* memory+swap: without it a step could page out past its limit. */
-    if (rc == 0 && h->has_memsw)
-      (void)write_at(dirfd, "memory.memsw.limit_in_bytes", val);
+    if (mem)
+      rc = write_v1_memory(h, dirfd, old->memory, lim->memory);
     break;
   case CG_PIDS_V1:
-    if (lim->pids >= 0) {
-      snprintf(val, sizeof(val), "%lld", (long long)lim->pids);
+    if (pids) {
+      limit_text(val, sizeof(val), lim->pids < 0, (uint64_t)lim->pids, "max");
       rc = write_at(dirfd, "pids.max", val);
     }
     break;
   case CG_UNIFIED:
-    if (h->v2_memory && lim->memory != 0) {
-      snprintf(val, sizeof(val), "%llu", (unsigned long long)lim->memory);
+    if (h->v2_memory && mem) {
+      limit_text(val, sizeof(val), lim->memory == 0, lim->memory, "max");
       rc = write_at(dirfd, "memory.max", val);
-      if (rc == 0 && h->v2_swap)
+      if (rc == 0 && h->v2_swap && old->memory == 0)
         (void)write_at(dirfd, "memory.swap.max", "0");
     }
-    if (rc == 0 && h->v2_pids && lim->pids >= 0) {
-      snprintf(val, sizeof(val), "%lld", (long long)lim->pids);
+    if (rc == 0 && h->v2_pids && pids) {
+      limit_text(val, sizeof(val), lim->pids < 0, (uint64_t)lim->pids, "max");
       rc = write_at(dirfd, "pids.max", val);
     }
     break;
@@ -568,8 +613,19 @@ static void unlink_step(struct ep_cg_manager *m, struct ep_cg_step *s) {
   s->prev = s->next = NULL;
 }
 
+static void close_join_fds(struct ep_cg_step *s) {
+  for (size_t i = 0; i < EP_CG_MAX_GROUPS; i++) {
+    if (s->join_fd[i] >= 0)
+      close(s->join_fd[i]);
+    s->join_fd[i] = -1;
+  }
+  if (s->into_fd >= 0)
+    close(s->into_fd);
+  s->into_fd = -1;
+}
+
 static void step_free(struct ep_cg_step *s) {
-  ep_cg_step_close_join_fds(s);
+  close_join_fds(s);
   for (size_t i = 0; i < EP_CG_MAX_GROUPS; i++) {
     if (s->dir_fd[i] >= 0)
       close(s->dir_fd[i]);
@@ -579,24 +635,10 @@ static void step_free(struct ep_cg_step *s) {
   free(s);
 }
 
-/* Creates the group in every hierarchy; -EEXIST means: pick another name. */
-static int step_mkdirs(struct ep_cg_step *s, const struct ep_cg_limits *lim, const char **what) {
-  const struct ep_cg_manager *m = s->m;
-  for (size_t i = 0; i < m->n; i++) {
-    const struct cg_hier *h = &m->h[i];
-    *what = kind_names[h->kind];
-    if (mkdirat(h->run_fd, s->name, 0755) < 0)
-      return -errno;
-    s->path[i] = xasprintf("%s/%s", h->run_path, s->name);
-    s->dir_fd[i] = openat(h->run_fd, s->name, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (s->dir_fd[i] < 0) {
-      int e = errno;
-      (void)unlinkat(h->run_fd, s->name, AT_REMOVEDIR);
-      return -e;
-    }
-    int rc = write_limits(h, s->dir_fd[i], lim);
-    if (rc < 0)
-      return rc;
+/* What the child needs to join the groups; closed again once it exists. */
+static int open_join_fds(struct ep_cg_step *s) {
+  for (size_t i = 0; i < s->m->n; i++) {
+    const struct cg_hier *h = &s->m->h[i];
     bool v2 = h->kind == CG_UNIFIED;
     s->join_fd[i] = openat(s->dir_fd[i], v2 ? "cgroup.procs" : "tasks", O_WRONLY | O_CLOEXEC);
     if (s->join_fd[i] < 0)
@@ -610,24 +652,129 @@ static int step_mkdirs(struct ep_cg_step *s, const struct ep_cg_limits *lim, con
   return 0;
 }
 
+/* Creates the group in every hierarchy; -EEXIST means: pick another name. */
+static int step_mkdirs(struct ep_cg_step *s, const struct ep_cg_limits *lim, const char **what) {
+  static const struct ep_cg_limits unlimited = {.memory = 0, .pids = -1};
+  const struct ep_cg_manager *m = s->m;
+  for (size_t i = 0; i < m->n; i++) {
+    const struct cg_hier *h = &m->h[i];
+    *what = kind_names[h->kind];
+    if (mkdirat(h->run_fd, s->name, 0755) < 0)
+      return -errno;
+    s->path[i] = xasprintf("%s/%s", h->run_path, s->name);
+    s->dir_fd[i] = openat(h->run_fd, s->name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (s->dir_fd[i] < 0) {
+      int e = errno;
+      (void)unlinkat(h->run_fd, s->name, AT_REMOVEDIR);
+      return -e;
+    }
+    int rc = write_limits(h, s->dir_fd[i], &unlimited, lim);
+    if (rc < 0)
+      return rc;
+  }
+  return open_join_fds(s);
+}
+
+static int step_group(const struct ep_cg_step *s, enum cg_kind kind, const struct cg_hier **h) {
+  for (size_t i = 0; i < s->m->n; i++) {
+    if (s->m->h[i].kind == kind && s->dir_fd[i] >= 0) {
+      if (h != NULL)
+        *h = &s->m->h[i];
+      return s->dir_fd[i];
+    }
+  }
+  return -1;
+}
+
 static int remove_groups(struct ep_cg_step *s, int *first_error);
+static int step_teardown(struct ep_cg_step *s, long timeout_ms);
+static void read_events(const struct ep_cg_step *s, uint64_t *oom_kills, uint64_t *pids_max_hits);
+
+static bool pool_usable(const struct ep_cg_manager *m) {
+  return m->poolable && m->owner == getpid();
+}
+
+static struct ep_cg_limits normalized(const struct ep_cg_limits *lim) {
+  struct ep_cg_limits l = *lim;
+  if (l.pids < 0)
+    l.pids = -1;
+  return l;
+}
+
+/* An idle group made ready for the next step: its limits, peak and
+ * failure counts reset, the counters that cannot be reset recorded. */
+static int slot_prepare(struct ep_cg_step *s, const struct ep_cg_limits *lim) {
+  for (size_t i = 0; i < s->m->n; i++) {
+    int rc = write_limits(&s->m->h[i], s->dir_fd[i], &s->cur, lim);
+    if (rc < 0)
+      return rc;
+  }
+  s->cur = normalized(lim);
+  int fd = step_group(s, CG_MEMORY_V1, NULL);
+  if (fd >= 0 && (write_at(fd, "memory.max_usage_in_bytes", "0") < 0 ||
+                  write_at(fd, "memory.failcnt", "0") < 0))
+    return -EIO;
+  read_events(s, &s->base_oom_kills, &s->base_pids_max_hits);
+  /* Not kept open between steps: a thousand parallel steps would hold
+   * seven descriptors each. */
+  int rc = open_join_fds(s);
+  if (rc < 0)
+    close_join_fds(s);
+  return rc;
+}
+
+/* Not reusable: removed now, or left to ep_cg_manager_free when busy. */
+static void slot_discard(struct ep_cg_manager *m, struct ep_cg_step *s) {
+  if (step_teardown(s, DESTROY_TIMEOUT_MS) < 0) {
+    link_step(m, s);
+    return;
+  }
+  step_free(s);
+}
+
+static struct ep_cg_step *pool_take(struct ep_cg_manager *m, const struct ep_cg_limits *lim) {
+  while (m->idle != NULL) {
+    struct ep_cg_step *s = m->idle;
+    m->idle = s->next;
+    s->next = NULL;
+    m->n_idle--;
+    if (slot_prepare(s, lim) == 0)
+      return s;
+    slot_discard(m, s);
+  }
+  return NULL;
+}
 
 int ep_cg_step_create(struct ep_cg_manager *m, const char *name, const struct ep_cg_limits *lim,
                       struct ep_cg_step **out, ep_error **err) {
   char clean[NAME_MAX_LEN + 1];
-  sanitize_name(name, clean, sizeof(clean));
+  bool pooled = pool_usable(m) && !lim->fresh;
+  if (pooled) {
+    struct ep_cg_step *s = pool_take(m, lim);
+    if (s != NULL) {
+      link_step(m, s);
+      *out = s;
+      return 0;
+    }
+    /* Named for the slot, not the step: it will host many. */
+    snprintf(clean, sizeof(clean), "slot-%lu", ++m->seq);
+  } else {
+    sanitize_name(name, clean, sizeof(clean));
+  }
   for (int attempt = 0; attempt < 100; attempt++) {
     struct ep_cg_step *s = step_alloc(m);
     s->name = attempt == 0 ? xstrdup(clean) : xasprintf("%s.%lu", clean, ++m->seq);
     const char *what = "";
     int rc = step_mkdirs(s, lim, &what);
     if (rc == 0) {
+      s->pooled = pooled;
+      s->cur = normalized(lim);
       link_step(m, s);
       *out = s;
       return 0;
     }
     int ignored = 0;
-    ep_cg_step_close_join_fds(s);
+    close_join_fds(s);
     (void)remove_groups(s, &ignored); /* fresh and empty: cannot be busy */
     step_free(s);
     if (rc != -EEXIST)
@@ -651,54 +798,47 @@ void ep_cg_step_join(const struct ep_cg_step *s, struct ep_cg_join *j) {
   }
 }
 
-void ep_cg_step_close_join_fds(struct ep_cg_step *s) {
-  for (size_t i = 0; i < EP_CG_MAX_GROUPS; i++) {
-    if (s->join_fd[i] >= 0)
-      close(s->join_fd[i]);
-    s->join_fd[i] = -1;
-  }
-  if (s->into_fd >= 0)
-    close(s->into_fd);
-  s->into_fd = -1;
-}
+void ep_cg_step_close_join_fds(struct ep_cg_step *s) { close_join_fds(s); }
 
 const char *ep_cg_step_path(const struct ep_cg_step *s, size_t i) {
   return i < s->m->n ? s->path[i] : NULL;
 }
 
-static int step_group(const struct ep_cg_step *s, enum cg_kind kind, const struct cg_hier **h) {
-  for (size_t i = 0; i < s->m->n; i++) {
-    if (s->m->h[i].kind == kind && s->dir_fd[i] >= 0) {
-      if (h != NULL)
-        *h = &s->m->h[i];
-      return s->dir_fd[i];
-    }
-  }
-  return -1;
-}
-
-/* The groups are fresh per step, so every counter starts at zero and the
- * value read at the end is the step's own (v1's oom_kill cannot be reset,
- * which is why groups are not reused across steps). */
-void ep_cg_step_stats(const struct ep_cg_step *s, struct ep_cg_stats *st) {
-  memset(st, 0, sizeof(*st));
+/* The raw counters, since the group was made. */
+static void read_events(const struct ep_cg_step *s, uint64_t *oom_kills, uint64_t *pids_max_hits) {
+  *oom_kills = *pids_max_hits = 0;
   char buf[1024];
   const struct cg_hier *h = NULL;
   int fd = step_group(s, CG_MEMORY_V1, NULL);
   if (fd >= 0) {
     if (read_at(fd, "memory.oom_control", buf, sizeof(buf)) > 0)
-      (void)keyed_value(buf, "oom_kill", &st->oom_kills);
-    (void)read_u64_at(fd, "memory.max_usage_in_bytes", &st->memory_peak);
+      (void)keyed_value(buf, "oom_kill", oom_kills);
   } else if ((fd = step_group(s, CG_UNIFIED, &h)) >= 0 && h->v2_memory) {
     if (read_at(fd, "memory.events", buf, sizeof(buf)) > 0)
-      (void)keyed_value(buf, "oom_kill", &st->oom_kills);
-    (void)read_u64_at(fd, "memory.peak", &st->memory_peak);
+      (void)keyed_value(buf, "oom_kill", oom_kills);
   }
   fd = step_group(s, CG_PIDS_V1, NULL);
   if (fd < 0 && (fd = step_group(s, CG_UNIFIED, &h)) >= 0 && !h->v2_pids)
     fd = -1;
   if (fd >= 0 && read_at(fd, "pids.events", buf, sizeof(buf)) > 0)
-    (void)keyed_value(buf, "max", &st->pids_max_hits);
+    (void)keyed_value(buf, "max", pids_max_hits);
+}
+
+/* oom_kill and pids.events cannot be reset: a reused group reports what
+ * they gained since slot_prepare.  The peak was reset there (v1); a group
+ * whose peak cannot be reset (cgroup2) is never reused. */
+void ep_cg_step_stats(const struct ep_cg_step *s, struct ep_cg_stats *st) {
+  memset(st, 0, sizeof(*st));
+  uint64_t oom = 0, hits = 0;
+  read_events(s, &oom, &hits);
+  st->oom_kills = oom >= s->base_oom_kills ? oom - s->base_oom_kills : oom;
+  st->pids_max_hits = hits >= s->base_pids_max_hits ? hits - s->base_pids_max_hits : hits;
+  const struct cg_hier *h = NULL;
+  int fd = step_group(s, CG_MEMORY_V1, NULL);
+  if (fd >= 0)
+    (void)read_u64_at(fd, "memory.max_usage_in_bytes", &st->memory_peak);
+  else if ((fd = step_group(s, CG_UNIFIED, &h)) >= 0 && h->v2_memory)
+    (void)read_u64_at(fd, "memory.peak", &st->memory_peak);
 }
 
 int ep_cg_step_freeze(struct ep_cg_step *s, bool frozen, ep_error **err) {
@@ -713,6 +853,9 @@ int ep_cg_step_freeze(struct ep_cg_step *s, bool frozen, ep_error **err) {
     return ep_error_set_errno(err, EP_EXIT_ENVIRONMENT, ENOTSUP,
                               "freezing step %s: no cgroup freezer on this host", s->name);
   }
+  /* A group left frozen would freeze the next step it hosts. */
+  if (frozen)
+    s->dirty = true;
   if (rc < 0)
     return ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "%s step %s",
                               frozen ? "freezing" : "thawing", s->name);
@@ -781,6 +924,8 @@ int ep_cg_manager_sweep_foreign(struct ep_cg_manager *m) {
         bool ours = false;
         for (const struct ep_cg_step *s = m->steps; s != NULL && !ours; s = s->next)
           ours = strcmp(s->name, e->d_name) == 0;
+        for (const struct ep_cg_step *s = m->idle; s != NULL && !ours; s = s->next)
+          ours = strcmp(s->name, e->d_name) == 0;
         if (ours)
           continue;
         int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -832,7 +977,7 @@ static long elapsed_ms(const struct timespec *t0) {
 
 /* Returns 0 when every group is gone, else -errno (EBUSY when time ran out). */
 static int step_teardown(struct ep_cg_step *s, long timeout_ms) {
-  ep_cg_step_close_join_fds(s);
+  close_join_fds(s);
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   long delay_us = 500;
@@ -850,7 +995,49 @@ static int step_teardown(struct ep_cg_step *s, long timeout_ms) {
   }
 }
 
+static bool group_empty(const struct ep_cg_step *s) {
+  for (size_t i = 0; i < s->m->n; i++) {
+    if (s->dir_fd[i] < 0)
+      continue;
+    char buf[16];
+    /* Every hierarchy holds the same processes: one list is enough. */
+    return read_at(s->dir_fd[i], "cgroup.procs", buf, sizeof(buf)) == 0;
+  }
+  return false;
+}
+
+/* Whether a released group can host another step: nothing of this one
+ * may be left in it (anything found is killed, briefly waited for), and
+ * little memory may stay charged to it. */
+static bool slot_settle(struct ep_cg_step *s) {
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  long delay_us = 100;
+  while (!group_empty(s)) {
+    if (elapsed_ms(&t0) > POOL_EMPTY_TIMEOUT_MS)
+      return false;
+    kill_all(s);
+    usleep((useconds_t)delay_us);
+    delay_us *= 2;
+  }
+  uint64_t usage = 0;
+  int fd = step_group(s, CG_MEMORY_V1, NULL);
+  if (fd < 0 || !read_u64_at(fd, "memory.usage_in_bytes", &usage) || usage <= POOL_MAX_RESIDUAL)
+    return true;
+  /* Kernel objects and page cache the steps left (~0.1-0.3 MB a step):
+   * reclaimed once they add up, rather than giving the set up. */
+  (void)write_at(fd, "memory.force_empty", "0");
+  return read_u64_at(fd, "memory.usage_in_bytes", &usage) && usage <= POOL_MAX_RESIDUAL;
+}
+
 int ep_cg_step_destroy(struct ep_cg_manager *m, struct ep_cg_step *s, ep_error **err) {
+  if (s->pooled && !s->dirty && pool_usable(m) && m->n_idle < POOL_MAX && slot_settle(s)) {
+    unlink_step(m, s);
+    s->next = m->idle;
+    m->idle = s;
+    m->n_idle++;
+    return 0;
+  }
   int rc = step_teardown(s, DESTROY_TIMEOUT_MS);
   if (rc < 0) {
     /* Stays on the manager's list: ep_cg_manager_free tries again. */
@@ -869,6 +1056,14 @@ void ep_cg_manager_free(struct ep_cg_manager *m) {
     struct ep_cg_step *s = m->steps;
     (void)step_teardown(s, FINAL_DESTROY_TIMEOUT_MS);
     unlink_step(m, s);
+    step_free(s);
+  }
+  while (m->idle != NULL) {
+    struct ep_cg_step *s = m->idle;
+    m->idle = s->next;
+    /* A forked copy of the manager must not remove its parent's pool. */
+    if (m->owner == getpid())
+      (void)step_teardown(s, FINAL_DESTROY_TIMEOUT_MS);
     step_free(s);
   }
   for (size_t i = 0; i < m->n; i++)

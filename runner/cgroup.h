@@ -1,13 +1,14 @@
 /* Cgroups for sandboxed steps: discovery and the run-level parent groups
- * (through libcgroup, once per run), and one fresh group per step written
- * directly in cgroupfs (libcgroup costs ~1.7 ms per step on this path).
+ * (through libcgroup, once per run), and a pool of step groups written
+ * directly in cgroupfs (libcgroup costs ~1.7 ms per step on this path; a
+ * fresh memory group per step ~0.25 ms and a p99 of several ms).
  *
  * A step is placed in every hierarchy that is useful to it: the memory and
  * pids controllers wherever they live (v1 on hybrid hosts, v2 on unified
  * ones), the v1 freezer when there is no cgroup2, and a cgroup2 group
  * whenever a cgroup2 hierarchy exists, even one without controllers, for
  * cgroup.kill and cgroup.freeze.  Everything created is removed again: by
- * ep_cg_step_destroy at reap, or by ep_cg_manager_free at the end; what a
+ * ep_cg_step_destroy at reap (unless pooled), or by ep_cg_manager_free at the end; what a
  * killed runner left behind is swept by the next ep_cg_manager_new. */
 #ifndef EXITPROBE_CGROUP_H
 #define EXITPROBE_CGROUP_H
@@ -47,11 +48,20 @@ void ep_cg_manager_free(struct ep_cg_manager *m);
 struct ep_cg_limits {
   uint64_t memory; /* bytes; 0 = no limit */
   int64_t pids;    /* -1 = no limit */
+  bool fresh;      /* groups of its own, made and removed for this step, instead of
+                      a pooled slot (the cost of a clean slate, measured by bench_launch) */
 };
 
-/* mkdir the step's groups (the name is sanitised and made unique), write the
- * limits, open what the child needs to join them (ep_cg_step_join).  On a host
- * without usable cgroups this returns a step with no groups. */
+/* The step's groups, with its limits written and what the child needs to
+ * join them opened (ep_cg_step_join).  Groups are pooled: a released one
+ * that is empty (anything left is killed) and not frozen hosts the next
+ * step, with its limits rewritten, its peak and failcnt reset and the
+ * counters that cannot be reset (oom_kill, pids.events) taken as deltas;
+ * the pool holds as many groups as steps ran at once.  Fresh groups (named
+ * after the step, sanitised and made unique) are made instead when asked,
+ * when the peak cannot be reset (memory on cgroup2), and in a process
+ * forked from the manager's creator.  On a host without usable cgroups
+ * this returns a step with no groups. */
 int ep_cg_step_create(struct ep_cg_manager *m, const char *name, const struct ep_cg_limits *lim,
                       struct ep_cg_step **out, ep_error **err);
 /* How a new process joins the step's groups.  Joining v1 hierarchies goes
@@ -106,8 +116,9 @@ int ep_cg_fence_path(const char *path, int *killed);
  * many were signalled, -1 when the step has no group. */
 int ep_cg_step_signal(const struct ep_cg_step *s, int sig, pid_t except);
 
-/* Kill whatever is still in the groups, remove them and free s.  If a group
- * cannot be removed in time it stays owned by the manager (retried by
+/* Return a pooled group that is empty to the pool; otherwise kill whatever
+ * is still in the groups, remove them and free s.  If a group cannot be
+ * removed in time it stays owned by the manager (retried by
  * ep_cg_manager_free) and an error says so; s is consumed either way. */
 int ep_cg_step_destroy(struct ep_cg_manager *m, struct ep_cg_step *s, ep_error **err);
 

@@ -3,24 +3,28 @@
  *
  * Process layout of one step:
  *
- *   runner --clone3(CLONE_PIDFD|CLONE_NEW*)--> init (pid 1) --vfork--> command (pid 2)
+ *   runner --clone3(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|CLONE_NEW*)--> init (pid 1)
+ *   init --vfork--> command (pid 2); init --execveat--> init program (step_init.c)
  *
- * The init is a fork-style clone (own copy of the runner's memory), not
- * CLONE_VM: it outlives sandbox_launch, and a CLONE_VM init would share the
- * runner's errno/TLS and, worse, an OOM kill of the init would take every
- * process sharing its mm - the runner - with it.  The command is started
- * from the init with vfork, so its cost does not depend on the runner's
- * size.  Everything the children use is prepared by the parent before the
- * clone (struct launch_plan); the children never allocate.
+ * The init shares the runner's memory (no page-table copy, whatever the
+ * runner's size) only while the runner waits: once the command runs, it
+ * execs the small init program from a memfd, which supervises the command
+ * for the rest of the step; that exec releases the runner.  Sharing for the
+ * step's life would put the init on the runner's TLS and make an OOM kill
+ * of the init kill the runner too.  Where the program cannot run, and for
+ * steps whose command must reach the runner before its exec (a seccomp
+ * listener), the init is a fork-style clone that supervises the command
+ * itself (supervise()).  Everything the children use is prepared by the
+ * parent before the clone (struct launch_plan); the children never allocate.
  *
  * Three channels connect the parent and the init:
  *   - sync pipe (CLOEXEC): a set-up failure message, or EOF once the command
- *     has been exec'd (the init closes its end after the vfork returns, the
- *     command's copy closes at exec);
+ *     has been exec'd (the init's copy closes at its own exec or after the
+ *     vfork returns, the command's copy closes at exec);
  *   - pidfd: readable when the init exits;
- *   - a MAP_SHARED page: the command's raw wait status, written by the init
- *     just before it exits, so that the parent can tell "the command was
- *     killed by SIGTERM" from "the command exited 143".
+ *   - status pipe: the command's raw wait status, written by the init just
+ *     before it exits, so that the parent can tell "the command was killed
+ *     by SIGTERM" from "the command exited 143".
  * A step with a syscall fault that the supervisor decides per call has a
  * fourth: a socketpair over which the command, right after loading its
  * filter, passes the seccomp listener to the parent (SCM_RIGHTS). */
@@ -51,6 +55,7 @@
 
 #include "cgroup.h"
 #include "sandbox_binds.h"
+#include "init_launch.h"
 #include "seccomp_filter.h"
 
 #define SETUP_FAILED_EXIT 64 /* like Argo's emissary */
@@ -59,6 +64,10 @@
 #define SCRIPT_DIR "/tmp/argo/staging"
 #define SCRIPT_PATH SCRIPT_DIR "/script"
 #define NO_MOUNT_SETATTR_ENV "EXITPROBE_SANDBOX_NO_MOUNT_SETATTR"
+
+/* The CLONE_VM init's stack: its set-up and the command's pre-exec code
+ * (vfork, same stack) need ~25 KB at most (mountinfo buffer, PATH search). */
+#define INIT_STACK_SIZE (256 * 1024)
 
 #define NS_FLAGS ((uint64_t)(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC))
 
@@ -86,13 +95,9 @@ struct sandbox_context {
   bool use_mount_setattr;
   bool no_clone_into_cgroup; /* the kernel refused CLONE_INTO_CGROUP once */
   bool seccomp_notify;       /* SECCOMP_RET_USER_NOTIF is available */
+  int init_prog_fd;          /* the embedded init program (init_launch.h); -1: fork-style inits */
+  void *init_stack;          /* where a CLONE_VM init runs (INIT_STACK_SIZE, guard page below) */
   struct sandbox_step_private *live; /* launched, not yet reaped */
-};
-
-/* Written by the init, read by the parent after the init has exited. */
-struct init_report {
-  int status_valid;
-  int wait_status; /* of the command, as from waitpid */
 };
 
 /* What the supervisor needs to answer a trapped call. */
@@ -105,7 +110,9 @@ struct notify_fault {
 struct sandbox_step_private {
   struct sandbox_step_private *prev, *next;
   struct ep_cg_step *cg;
-  struct init_report *report;
+  int status_fd; /* read end: the command's raw wait status (4 bytes), written by the
+                    init just before it exits, so that "killed by SIGTERM" and "exited
+                    143" differ; non-blocking */
   int pidfd;     /* the same descriptor as sandbox_step.pidfd */
   int notify_fd; /* the same descriptor as sandbox_step.notify_fd */
   int sync_fd;   /* still open when launch returned before the exec: read at reap */
@@ -131,7 +138,6 @@ struct listener_handoff {
 struct launch_plan {
   const struct sandbox_step_spec *spec;
   const struct sock_fprog *seccomp;
-  struct init_report *report;
   const char *path;    /* command search path, from the step's environment */
   const char *workdir; /* never NULL */
   size_t hostname_len;
@@ -140,7 +146,8 @@ struct launch_plan {
   bool drop_caps;
   bool listener; /* load with a listener and hand it over on handoff_w */
   int last_cap;
-  int sync_w, out_w, err_w, devnull, handoff_w;
+  int sync_w, out_w, err_w, devnull, handoff_w, status_w;
+  int init_prog; /* exec this once the command runs (CLONE_VM init); -1: stay */
   struct listener_handoff *handoff;
   int cg_fds[EP_CG_MAX_GROUPS];
   size_t n_cg;
@@ -210,10 +217,12 @@ static void close_fd_range(unsigned lo, unsigned hi) {
  * stays, for a crash report (sanitizers) of the init itself; the command
  * never sees it. */
 static void tidy_fds(struct launch_plan *p) {
-  int *mine[6 + EP_CG_MAX_GROUPS];
+  int *mine[8 + EP_CG_MAX_GROUPS];
   int stderr_fd = STDERR_FILENO;
   size_t n = 0;
   mine[n++] = &p->sync_w;
+  mine[n++] = &p->status_w;
+  mine[n++] = &p->init_prog;
   mine[n++] = &p->out_w;
   mine[n++] = &p->err_w;
   mine[n++] = &p->devnull;
@@ -224,7 +233,7 @@ static void tidy_fds(struct launch_plan *p) {
   for (size_t i = 0; i < n; i++)
     raise_low_fd(mine[i]);
   mine[n++] = &stderr_fd;
-  int keep[6 + EP_CG_MAX_GROUPS];
+  int keep[8 + EP_CG_MAX_GROUPS];
   for (size_t i = 0; i < n; i++) {
     int v = *mine[i];
     size_t j = i;
@@ -399,7 +408,10 @@ static void setup_dev(const struct launch_plan *p) {
     snprintf(path, sizeof(path), "/dev/%s", nodes[i]);
     fds[i] = open(path, O_PATH | O_CLOEXEC);
   }
-  if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536") < 0)
+  /* nodev: a node the step makes here itself (it has CAP_MKNOD) must not
+   * open a host disk; the bound nodes are mounts of their own. */
+  if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=0755,size=65536") <
+      0)
     init_fail(p, "mount tmpfs on", "/dev", errno);
   for (size_t i = 0; i < N_NODES; i++) {
     if (fds[i] < 0)
@@ -681,8 +693,9 @@ static _Noreturn void report_command_failure(const struct launch_plan *p,
 }
 
 static _Noreturn void finish(const struct launch_plan *p, int status) {
-  p->report->wait_status = status;
-  __atomic_store_n(&p->report->status_valid, 1, __ATOMIC_RELEASE);
+  if (write(p->status_w, &status, sizeof(status)) < 0) {
+    /* the parent then goes by the exit code alone */
+  }
   _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
@@ -704,6 +717,33 @@ static _Noreturn void supervise(const struct launch_plan *p, pid_t cmd, const si
       if (w == cmd)
         finish(p, status);
   }
+}
+
+static char *decimal(char *end, long v) {
+  *--end = '\0';
+  do
+    *--end = (char)('0' + v % 10);
+  while ((v /= 10) > 0);
+  return end;
+}
+
+/* A CLONE_VM init shares the runner's memory while the runner waits: it
+ * hands over to the tiny init program (runner/step_init.c), which has the
+ * same job as supervise() and reports the same way.  Its exec closes the
+ * sync pipe (EOF for the parent) and releases the runner.  Signals stay
+ * blocked across the exec and pending ones stay pending. */
+static _Noreturn void exec_step_init(const struct launch_plan *p, pid_t cmd) {
+  char pid_buf[24], fd_buf[24];
+  char *argv[] = {"exitprobe-step-init", decimal(pid_buf + sizeof(pid_buf), cmd),
+                  decimal(fd_buf + sizeof(fd_buf), p->status_w), NULL};
+  char *envp[] = {NULL};
+  int e = fcntl(p->status_w, F_SETFD, 0) < 0 ? errno : 0;
+  if (e == 0) {
+    syscall(SYS_execveat, p->init_prog, "", argv, envp, AT_EMPTY_PATH);
+    e = errno;
+  }
+  (void)kill(cmd, SIGKILL);
+  init_fail(p, "exec of the step's init program", NULL, e);
 }
 
 static _Noreturn void init_main(struct launch_plan *p) {
@@ -742,32 +782,19 @@ static _Noreturn void init_main(struct launch_plan *p) {
   close(p->devnull);
   if (p->handoff_w >= 0)
     close(p->handoff_w);
+  if (p->init_prog >= 0)
+    exec_step_init(p, cmd);
+  close(p->sync_w); /* EOF for the parent: the command is running */
   /* Where permitted, the init is never an OOM victim at all. */
   set_oom_score_adj("-1000");
-  close(p->sync_w); /* EOF for the parent: the command is running */
   supervise(p, cmd, &waited);
 }
+
+static int init_entry(void *plan) { init_main(plan); }
 
 /* ------------------------------------------------------------------------
  * Parent side. */
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-
-struct clone3_args { /* struct clone_args up to CLONE_ARGS_SIZE_VER2 */
-  uint64_t flags;
-  uint64_t pidfd;
-  uint64_t child_tid;
-  uint64_t parent_tid;
-  uint64_t exit_signal;
-  uint64_t stack;
-  uint64_t stack_size;
-  uint64_t tls;
-  uint64_t set_tid;
-  uint64_t set_tid_size;
-  uint64_t cgroup;
-};
 
 /* Fork-style clone returning twice, with a pidfd, born in cgroup_fd's
  * cgroup2 group when cgroup_fd >= 0.  exit_signal 0: the init is a "clone
@@ -775,7 +802,7 @@ struct clone3_args { /* struct clone_args up to CLONE_ARGS_SIZE_VER2 */
  * ignores SIGCHLD, invisible to a stray waitpid(-1); only our
  * waitid(P_PIDFD, __WALL) collects it. */
 static pid_t clone_with_pidfd(uint64_t flags, int cgroup_fd, int *pidfd) {
-  struct clone3_args args;
+  struct ep_clone_args args;
   memset(&args, 0, sizeof(args));
   args.flags = flags | CLONE_PIDFD;
   args.pidfd = (uint64_t)(uintptr_t)pidfd;
@@ -910,6 +937,59 @@ static void setup_cgroups(struct sandbox_context *ctx, const struct sandbox_opti
     add_cap_note(caps, "%s", notes[i]);
 }
 
+struct init_probe {
+  int prog;
+};
+
+static int probe_init_entry(void *arg) {
+  const struct init_probe *pr = arg;
+  char *argv[] = {"exitprobe-step-init", NULL};
+  char *envp[] = {NULL};
+  syscall(SYS_execveat, pr->prog, "", argv, envp, AT_EMPTY_PATH);
+  _exit(127);
+}
+
+/* CLONE_VM inits need the embedded program, a stack for them, and a kernel
+ * that runs the program from its memfd: tried once here, with no
+ * namespaces (the program exits 0 without arguments). */
+static void setup_init_program(struct sandbox_context *ctx) {
+  size_t page = (size_t)getpagesize();
+  int fd = ep_init_program_open();
+  if (fd < 0) {
+    if (errno != ENOSYS)
+      add_cap_note(&ctx->caps, "launch: step inits are fork-style clones (init program: %s)",
+                   strerror(errno));
+    return;
+  }
+  char *map = mmap(NULL, INIT_STACK_SIZE + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (map == MAP_FAILED) {
+    close(fd);
+    return;
+  }
+  (void)mprotect(map, page, PROT_NONE); /* guard page: an overflow faults */
+  ctx->init_stack = map + page;
+  struct init_probe pr = {.prog = fd};
+  int pidfd = -1;
+  struct ep_clone_args a;
+  memset(&a, 0, sizeof(a));
+  a.flags = CLONE_PIDFD;
+  a.pidfd = (uint64_t)(uintptr_t)&pidfd;
+  a.stack = (uint64_t)(uintptr_t)ctx->init_stack;
+  a.stack_size = INIT_STACK_SIZE;
+  pid_t pid = ep_clone_vm_vfork(&a, probe_init_entry, &pr);
+  siginfo_t si;
+  bool ok = pid > 0 && wait_pidfd(pidfd, &si) == 0 && si.si_code == CLD_EXITED && si.si_status == 0;
+  if (pidfd >= 0)
+    close(pidfd);
+  if (ok) {
+    ctx->init_prog_fd = fd;
+    return;
+  }
+  add_cap_note(&ctx->caps, "launch: step inits are fork-style clones (CLONE_VM init unavailable)");
+  close(fd);
+}
+
 static int read_last_cap(void) {
   int last = CAP_LAST_CAP;
   FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
@@ -934,6 +1014,7 @@ int sandbox_context_new(const struct sandbox_options *opts, struct sandbox_conte
   struct sandbox_context *ctx = calloc(1, sizeof(*ctx));
   if (ctx == NULL)
     abort();
+  ctx->init_prog_fd = -1;
   ctx->devnull_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (ctx->devnull_fd < 0) {
     ep_error_set_errno(err, EP_EXIT_ENVIRONMENT, errno, "open /dev/null");
@@ -949,6 +1030,7 @@ int sandbox_context_new(const struct sandbox_options *opts, struct sandbox_conte
   ctx->use_mount_setattr = getenv(NO_MOUNT_SETATTR_ENV) == NULL;
   setup_seccomp(ctx);
   setup_cgroups(ctx, opts);
+  setup_init_program(ctx);
   *out = ctx;
   return 0;
 fail:
@@ -988,8 +1070,7 @@ static void release_private(struct sandbox_context *ctx, struct sandbox_step_pri
     (void)ep_cg_step_destroy(ctx->cg, priv->cg, &e);
     ep_error_free(&e);
   }
-  if (priv->report != NULL)
-    munmap(priv->report, sizeof(*priv->report));
+  close_fd(&priv->status_fd);
   close_fd(&priv->sync_fd);
   close_fd(&priv->notify_fd);
   free(priv->faults);
@@ -1031,7 +1112,6 @@ static void plan_fill(const struct sandbox_context *ctx, const struct sandbox_st
   memset(p, 0, sizeof(*p));
   p->spec = spec;
   p->seccomp = ctx->seccomp != NULL ? &ctx->seccomp->fprog : NULL;
-  p->report = priv->report;
   p->path = find_path(spec->envp);
   p->workdir = spec->working_dir != NULL && *spec->working_dir != '\0' ? spec->working_dir : "/";
   size_t hl = spec->hostname != NULL ? strlen(spec->hostname) : 0;
@@ -1042,6 +1122,8 @@ static void plan_fill(const struct sandbox_context *ctx, const struct sandbox_st
   p->last_cap = ctx->last_cap;
   p->devnull = ctx->devnull_fd;
   p->handoff_w = -1;
+  p->status_w = -1;
+  p->init_prog = -1;
 }
 
 static void handoff_prepare(struct listener_handoff *h) {
@@ -1210,6 +1292,35 @@ static void await_command(int *sync_fd, int handoff_fd, struct sandbox_step_priv
   }
 }
 
+/* The init: CLONE_VM on its own stack where the init program is at hand;
+ * fork-style when a listener must reach the runner before the command's
+ * exec (the runner waits, CLONE_VFORK, until the init execs, and the
+ * command's execve, if trapped, would wait for the runner's answer), and
+ * where CLONE_VM inits are unavailable. */
+static pid_t start_init(struct sandbox_context *ctx, uint64_t flags, int into, int *pidfd,
+                        struct launch_plan *plan) {
+  if (ctx->init_prog_fd >= 0 && !plan->listener) {
+    plan->init_prog = ctx->init_prog_fd;
+    struct ep_clone_args a;
+    memset(&a, 0, sizeof(a));
+    a.flags = flags | CLONE_PIDFD;
+    a.pidfd = (uint64_t)(uintptr_t)pidfd;
+    a.exit_signal = 0; /* as clone_with_pidfd: only our waitid collects it */
+    a.stack = (uint64_t)(uintptr_t)ctx->init_stack;
+    a.stack_size = INIT_STACK_SIZE;
+    if (into >= 0) {
+      a.flags |= CLONE_INTO_CGROUP;
+      a.cgroup = (uint64_t)into;
+    }
+    return ep_clone_vm_vfork(&a, init_entry, plan);
+  }
+  plan->init_prog = -1;
+  pid_t pid = clone_with_pidfd(flags, into, pidfd);
+  if (pid == 0)
+    init_main(plan);
+  return pid;
+}
+
 int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *spec,
                    struct sandbox_step *out, ep_error **err) {
   out->pid = -1;
@@ -1220,20 +1331,14 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
 
   int ret = -1;
   int sync_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, handoff[2] = {-1, -1};
+  int status_p[2] = {-1, -1};
   int pidfd = -1;
   struct ep_seccomp_program *step_filter = NULL;
   struct listener_handoff handoff_msg;
   struct sandbox_step_private *priv = calloc(1, sizeof(*priv));
   if (priv == NULL)
     abort();
-  priv->pidfd = priv->notify_fd = priv->sync_fd = -1;
-  priv->report = mmap(NULL, sizeof(*priv->report), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (priv->report == MAP_FAILED) {
-    priv->report = NULL;
-    ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "mmap");
-    goto cleanup;
-  }
+  priv->pidfd = priv->notify_fd = priv->sync_fd = priv->status_fd = -1;
   if (plan_faults(ctx, spec, priv, &handoff_msg, &step_filter, err) < 0)
     goto cleanup;
   if (ctx->cg != NULL) {
@@ -1247,7 +1352,8 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
                           err) < 0)
       goto cleanup;
   }
-  if (pipe2(sync_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0) {
+  if (pipe2(sync_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 ||
+      pipe2(status_p, O_CLOEXEC | O_NONBLOCK) < 0) {
     ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "pipe2");
     goto cleanup;
   }
@@ -1257,6 +1363,7 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
   plan.sync_w = sync_p[1];
   plan.out_w = out_p[1];
   plan.err_w = err_p[1];
+  plan.status_w = status_p[1];
   if (step_filter != NULL) {
     plan.seccomp = &step_filter->fprog;
     plan.listener = step_filter->notify;
@@ -1276,16 +1383,12 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
   if (priv->cg != NULL)
     ep_cg_step_join(priv->cg, &join);
   int into = plan_cgroups(&join, !ctx->no_clone_into_cgroup, &plan);
-  pid_t pid = clone_with_pidfd(flags, into, &pidfd);
-  if (pid == 0)
-    init_main(&plan);
+  pid_t pid = start_init(ctx, flags, into, &pidfd, &plan);
   if (pid < 0 && into >= 0) {
     /* Older kernel (E2BIG/EINVAL): the child joins cgroup2 itself. */
     int first = errno;
     (void)plan_cgroups(&join, false, &plan);
-    pid = clone_with_pidfd(flags, -1, &pidfd);
-    if (pid == 0)
-      init_main(&plan);
+    pid = start_init(ctx, flags, -1, &pidfd, &plan);
     if (pid > 0)
       ctx->no_clone_into_cgroup = true;
     else
@@ -1300,6 +1403,9 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
   close_fd(&out_p[1]);
   close_fd(&err_p[1]);
   close_fd(&handoff[1]);
+  close_fd(&status_p[1]);
+  priv->status_fd = status_p[0];
+  status_p[0] = -1;
   if (priv->cg != NULL)
     ep_cg_step_close_join_fds(priv->cg);
   priv->pidfd = pidfd;
@@ -1326,6 +1432,8 @@ cleanup:
   close_fd(&err_p[1]);
   close_fd(&handoff[0]);
   close_fd(&handoff[1]);
+  close_fd(&status_p[0]);
+  close_fd(&status_p[1]);
   ep_seccomp_free(step_filter);
   if (priv != NULL)
     release_private(ctx, priv);
@@ -1421,11 +1529,20 @@ int sandbox_handle_notification(struct sandbox_step *step, sandbox_syscall_decid
   return 0;
 }
 
+/* The command's raw wait status, when the init got to write it. */
+static bool read_command_status(int fd, int *status) {
+  ssize_t r;
+  do
+    r = read(fd, status, sizeof(*status));
+  while (r < 0 && errno == EINTR);
+  return r == (ssize_t)sizeof(*status);
+}
+
 static void classify(const siginfo_t *si, const struct sandbox_step_private *priv,
                      struct sandbox_result *r) {
   if (si->si_code == CLD_EXITED) {
-    if (__atomic_load_n(&priv->report->status_valid, __ATOMIC_ACQUIRE)) {
-      int st = priv->report->wait_status;
+    int st;
+    if (priv->status_fd >= 0 && read_command_status(priv->status_fd, &st)) {
       if (WIFSIGNALED(st)) {
         r->signal = WTERMSIG(st);
         r->exit_code = 128 + r->signal;
@@ -1499,6 +1616,9 @@ void sandbox_context_free(struct sandbox_context *ctx) {
   ep_cg_manager_free(ctx->cg);
   ep_seccomp_free(ctx->seccomp);
   close_fd(&ctx->devnull_fd);
+  close_fd(&ctx->init_prog_fd);
+  if (ctx->init_stack != NULL)
+    munmap((char *)ctx->init_stack - getpagesize(), INIT_STACK_SIZE + (size_t)getpagesize());
   free_notes(&ctx->caps);
   free(ctx);
 }

@@ -1,12 +1,13 @@
 /* Launching one workflow step as an isolated process tree.
  *
  * A step gets new PID, mount, UTS and IPC namespaces (network optional).
- * PID 1 of the namespace is a tiny init -- the cloned child itself, playing
- * the part of Argo's emissary -- which sets up the mounts and runs the
- * step's command as its child, forwards SIGTERM/SIGINT/SIGHUP/SIGUSR1/SIGUSR2
- * to it, reaps orphans, and exits with the command's status (128+signal when
- * the command was killed).  When init exits the kernel kills everything left
- * in the namespace; the step's cgroup is emptied and removed as well.
+ * PID 1 of the namespace is a tiny init -- the cloned child, playing the
+ * part of Argo's emissary -- which sets up the mounts and runs the step's
+ * command as its child, then (as a 5 KB program of its own, see
+ * init_launch.h) forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it,
+ * reaps orphans, and exits with the command's status (128+signal when the
+ * command was killed).  When init exits the kernel kills everything left in
+ * the namespace; the step's cgroups are emptied and go back to a pool.
  *
  * Inside: host root read-only (recursively), private tmpfs on /tmp and
  * /dev/shm, fresh /proc, hostname = pod name, no_new_privs, a baseline

@@ -96,6 +96,15 @@ if ! "$build/bench/bench_launch" -n "$launches" | tee "$work/launch.txt" | tee -
 fi
 echo | tee -a "$txt"
 
+# A runner grown large (a 10,000-node controller reaches 60-100 MB): what a
+# launch costs when the launching process has touched 256 MiB of heap.
+say "bench_launch -q -m 256 -n $launches"
+if ! "$build/bench/bench_launch" -q -m 256 -n "$launches" | tee -a "$txt"; then
+  say "bench_launch -m 256 failed"
+  status=1
+fi
+echo | tee -a "$txt"
+
 say "bench_controller -s $sizes -t $budget (sizes beyond the budget are extrapolated)"
 if ! "$build/bench/bench_controller" -e "$work/exitprobe" -s "$sizes" -t "$budget" -S \
     -k "$work/controller" -j "$work/controller.json" | tee -a "$txt"; then

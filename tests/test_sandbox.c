@@ -238,6 +238,58 @@ static int count_cgroup_dirs(const char *name, char *first, size_t size) {
   return dir_search.found;
 }
 
+static struct {
+  const char *run_dir;
+  int processes;
+} procs_search;
+
+static int procs_visit(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  if (type != FTW_D || strstr(path, procs_search.run_dir) == NULL)
+    return 0;
+  char file[4200];
+  snprintf(file, sizeof(file), "%s/cgroup.procs", path);
+  FILE *f = fopen(file, "re");
+  if (f == NULL)
+    return 0;
+  long pid;
+  while (fscanf(f, "%ld", &pid) == 1)
+    procs_search.processes++;
+  fclose(f);
+  return 0;
+}
+
+static struct {
+  const char *run_dir, *name;
+  int found;
+} run_dirs_search;
+
+static int run_dirs_visit(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)st;
+  if (type == FTW_D && strstr(path, run_dirs_search.run_dir) != NULL &&
+      strcmp(path + ftw->base, run_dirs_search.name) == 0)
+    run_dirs_search.found++;
+  return 0;
+}
+
+/* Directories called name below run directory run_dir, in every hierarchy. */
+static int count_run_dirs(const char *run_dir, const char *name) {
+  run_dirs_search.run_dir = run_dir;
+  run_dirs_search.name = name;
+  run_dirs_search.found = 0;
+  (void)nftw("/sys/fs/cgroup", run_dirs_visit, 32, FTW_PHYS);
+  return run_dirs_search.found;
+}
+
+/* Processes in the groups of run directory run_dir (every hierarchy counted). */
+static int count_run_processes(const char *run_dir) {
+  procs_search.run_dir = run_dir;
+  procs_search.processes = 0;
+  (void)nftw("/sys/fs/cgroup", procs_visit, 32, FTW_PHYS);
+  return procs_search.processes;
+}
+
 /* ---- tests ----------------------------------------------------------------- */
 
 static void test_capabilities_reported(void **state) {
@@ -631,17 +683,20 @@ static void test_background_process_killed(void **state) {
   struct sandbox_step step;
   launch(ctx, &spec, &step);
   usleep(200 * 1000);
-  /* While it runs: the daemon exists, and so does the step's cgroup. */
+  /* While it runs: the daemon exists, in the step's cgroup (groups are
+   * reused between steps, so they are named for their slot, not the step). */
   assert_int_equal(count_processes(needle), 1);
+  char run_dir[64];
+  snprintf(run_dir, sizeof(run_dir), "/" RUN_NAME "-%d/", (int)getpid());
   const struct sandbox_capabilities *caps = sandbox_context_capabilities(ctx);
   if (caps->cgroup != SANDBOX_CGROUP_NONE)
-    assert_true(count_cgroup_dirs(step_name, NULL, 0) >= 1);
+    assert_true(count_run_processes(run_dir) >= 1);
   struct captured c;
   collect(ctx, &step, &c);
   assert_int_equal(c.res.exit_code, 0);
   assert_int_equal(count_processes(needle), 0);
-  char first[4096];
-  assert_int_equal(count_cgroup_dirs(step_name, first, sizeof(first)), 0);
+  /* Its group may host the next step: nothing of this one is left in it. */
+  assert_int_equal(count_run_processes(run_dir), 0);
 }
 
 static void test_freeze(void **state) {
@@ -732,6 +787,79 @@ static void test_context_free_cleans_up(void **state) {
   int left = count_cgroup_dirs(run_dir, first, sizeof(first));
   if (left != 0)
     fail_msg("cgroup left behind: %s", first);
+}
+
+/* Steps one after another share a pooled group set, and each finds it
+ * clean: no OOM kill, refused fork or peak of the steps before, not frozen
+ * (a frozen set is discarded), nothing of them left running, the limits
+ * its own. */
+static void test_pooled_groups_clean_between_steps(void **state) {
+  struct sandbox_context *ctx = own_context(state, "sbxpool");
+  const struct sandbox_capabilities *caps = sandbox_context_capabilities(ctx);
+  if (caps->cgroup == SANDBOX_CGROUP_NONE || !caps->memory_limit || !caps->pids_limit ||
+      !caps->freezer) {
+    sandbox_context_free(ctx);
+    print_message("skipped: needs memory, pids and freezer cgroups\n");
+    skip();
+  }
+  char *argv[4];
+  struct captured c;
+  struct sandbox_step step;
+  ep_error *err = NULL;
+  char run_dir[64];
+  snprintf(run_dir, sizeof(run_dir), "/sbxpool-%d/", (int)getpid());
+
+  /* Two steps one after the other: one set serves both. */
+  run_sh(ctx, "first", "true", &c);
+  run_sh(ctx, "second", "true", &c);
+  int slot1 = count_run_dirs(run_dir, "slot-1");
+  int slot2 = count_run_dirs(run_dir, "slot-2");
+
+  struct sandbox_step_spec spec = sh_spec("hog", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}", argv);
+  spec.memory_limit = 32ULL * 1024 * 1024;
+  launch(ctx, &spec, &step);
+  collect(ctx, &step, &c);
+  bool oom = c.res.oom_killed;
+
+  spec = sh_spec("forker", "for i in $(seq 1 20); do sleep 2 & done 2>/dev/null; true", argv);
+  spec.pids_limit = 8;
+  launch(ctx, &spec, &step);
+  collect(ctx, &step, &c);
+  bool limited = c.res.pids_limited;
+
+  /* Leaves a process behind in its group when the PID namespace cannot
+   * take it along (no namespaces); killed with the step otherwise. */
+  char needle[64], script[160];
+  snprintf(needle, sizeof(needle), "sleep 1002.%d", (int)getpid());
+  snprintf(script, sizeof(script), "n=%d; (sleep 1002.$n >/dev/null 2>&1 &); exit 0",
+           (int)getpid());
+  run_sh(ctx, "leaver", script, &c);
+  int left_running = count_processes(needle);
+
+  spec = sh_spec("frozen", "while :; do sleep 0.02; done", argv);
+  launch(ctx, &spec, &step);
+  bool froze = sandbox_freeze(&step, true, &err) == 0;
+  ep_error_free(&err);
+  assert_int_equal(sandbox_signal(&step, SIGKILL, &err), 0);
+  collect(ctx, &step, &c);
+
+  /* The next step: default limits, nothing inherited. */
+  run_sh(ctx, "after", "echo ok", &c);
+  int in_groups = count_run_processes(run_dir);
+  sandbox_context_free(ctx);
+
+  assert_true(slot1 >= 1);
+  assert_int_equal(slot2, 0);
+  assert_true(oom);
+  assert_true(limited);
+  assert_true(froze);
+  assert_int_equal(left_running, 0);
+  assert_string_equal(c.out, "ok\n");
+  assert_int_equal(c.res.exit_code, 0);
+  assert_false(c.res.oom_killed);
+  assert_false(c.res.pids_limited);
+  assert_true(c.res.memory_peak < 16ULL * 1024 * 1024);
+  assert_int_equal(in_groups, 0);
 }
 
 static void test_run_groups_removed_after_free(void **state) {
@@ -1309,6 +1437,7 @@ int main(void) {
       cmocka_unit_test(test_freeze),
       cmocka_unit_test(test_concurrent_steps),
       cmocka_unit_test(test_context_free_cleans_up),
+      cmocka_unit_test(test_pooled_groups_clean_between_steps),
       cmocka_unit_test(test_run_groups_removed_after_free),
       cmocka_unit_test(test_stale_runs_swept),
       cmocka_unit_test(test_remount_fallback),
