@@ -620,6 +620,7 @@ out:
   kill_all_pods(&c);
   remove_tree(opts->work_dir);
   var_scope_clear(&c.globals);
+  exec_memo_clear(&c.memo);
   if (c.epfd >= 0)
     close(c.epfd);
   if (c.sigfd >= 0)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "controller.h"
+#include "exec_memo.h"
 #include "step_output.h"
 #include "template_vars.h"
 #include "xalloc.h"
@@ -85,6 +86,7 @@ struct controller {
   int64_t next_wakeup_us;   /* earliest time a pass must run again, 0 = none */
   bool handler_intent_sent; /* this controller process journaled the exit handler's start */
   bool handler_done_sent;
+  struct exec_memo memo;    /* per steps/DAG node and DAG template, between passes */
 };
 
 /* A durable event for the supervisor ("node-started", ...), then the crash

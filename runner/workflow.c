@@ -1,4 +1,5 @@
 #include "workflow.h"
+#include "dag_graph.h"
 #include "xalloc.h"
 
 #include <ctype.h>
@@ -1412,16 +1413,9 @@ out:
   return ret;
 }
 
-static const struct wf_step *find_task(const struct wf_template *t, const char *name, size_t len) {
-  for (size_t i = 0; i < t->n_tasks; i++)
-    if (strlen(t->tasks[i].name) == len && strncmp(t->tasks[i].name, name, len) == 0)
-      return &t->tasks[i];
-  return NULL;
-}
-
 /* Task names a depends expression mentions: identifiers before a '.' or alone. */
 static int check_depends_names(struct parse_ctx *ctx, const struct wf_template *t,
-                               const struct wf_step *task) {
+                               const struct dag_graph *g, const struct wf_step *task) {
   const char *p = task->depends;
   while (p != NULL && *p) {
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -1434,7 +1428,7 @@ static int check_depends_names(struct parse_ctx *ctx, const struct wf_template *
            *p == '_' || *p == '-')
       p++;
     size_t len = (size_t)(p - start);
-    if (find_task(t, start, len) == NULL)
+    if (dag_graph_task(g, t, start, len) < 0)
       return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->depends_pos.line,
                          task->depends_pos.column,
                          "task '%s' depends on '%.*s', which is not a task of template '%s'",
@@ -1461,53 +1455,19 @@ static int check_depends_names(struct parse_ctx *ctx, const struct wf_template *
   return 0;
 }
 
-/* Task i depends directly on task j? */
-static bool task_depends_on(const struct wf_template *t, const struct wf_step *task,
-                            const struct wf_step *dep) {
-  for (size_t d = 0; d < task->n_dependencies; d++)
-    if (strcmp(task->dependencies[d], dep->name) == 0)
-      return true;
-  if (task->depends == NULL)
-    return false;
-  size_t len = strlen(dep->name);
-  for (const char *p = strstr(task->depends, dep->name); p; p = strstr(p + 1, dep->name)) {
-    bool left_ok = p == task->depends || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '-');
-    bool right_ok = !(isalnum((unsigned char)p[len]) || p[len] == '_' || p[len] == '-');
-    if (left_ok && right_ok)
-      return true;
-  }
-  (void)t;
-  return false;
-}
-
-static int find_cycle(const struct wf_template *t, size_t i, unsigned char *color) {
-  color[i] = 1;
-  for (size_t j = 0; j < t->n_tasks; j++) {
-    if (!task_depends_on(t, &t->tasks[i], &t->tasks[j]))
-      continue;
-    if (color[j] == 1)
-      return (int)j;
-    if (color[j] == 0) {
-      int c = find_cycle(t, j, color);
-      if (c >= 0)
-        return c;
-    }
-  }
-  color[i] = 2;
-  return -1;
-}
-
 static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
                         const struct wf_template *t) {
   const struct wf_step **visible = xcalloc(t->n_tasks + 1, sizeof(*visible));
   struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t, .visible = visible, .prefix = "tasks."};
   int ret = -1;
+  struct dag_graph g;
+  dag_graph_build(t, &g);
   for (size_t i = 0; i < t->n_tasks; i++)
     visible[rc.n_visible++] = &t->tasks[i];
   for (size_t i = 0; i < t->n_tasks; i++) {
     const struct wf_step *task = &t->tasks[i];
     for (size_t d = 0; d < task->n_dependencies; d++)
-      if (find_task(t, task->dependencies[d], strlen(task->dependencies[d])) == NULL) {
+      if (dag_graph_task(&g, t, task->dependencies[d], strlen(task->dependencies[d])) < 0) {
         const struct ydoc_node *at = nth(task->dependencies_node, d);
         ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, at ? at->line : task->depends_pos.line,
                     at ? at->column : task->depends_pos.column,
@@ -1515,13 +1475,13 @@ static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
                     task->dependencies[d], t->name);
         goto out;
       }
-    if (check_depends_names(ctx, t, task) < 0 || validate_call_site(ctx, wf, &rc, task, "task") < 0)
+    if (check_depends_names(ctx, t, &g, task) < 0 || validate_call_site(ctx, wf, &rc, task, "task") < 0)
       goto out;
   }
   if (t->dag_target != NULL) {
     char *copy = xstrdup(t->dag_target), *save = NULL;
     for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-      if (strstr(tok, "{{") == NULL && find_task(t, tok, strlen(tok)) == NULL) {
+      if (strstr(tok, "{{") == NULL && dag_graph_task(&g, t, tok, strlen(tok)) < 0) {
         const struct ydoc_node *dag = ydoc_get(t->node, "dag");
         fail_at(ctx, ydoc_get(dag, "target"), "dag.target names '%s', which is not a task", tok);
         free(copy);
@@ -1530,22 +1490,16 @@ static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
     }
     free(copy);
   }
-  unsigned char *color = xcalloc(t->n_tasks, 1);
-  for (size_t i = 0; i < t->n_tasks; i++) {
-    if (color[i] != 0)
-      continue;
-    int c = find_cycle(t, i, color);
-    if (c >= 0) {
-      const struct wf_step *task = &t->tasks[c];
-      ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->pos.line, task->pos.column,
-                  "dependency cycle in template '%s' through task '%s'", t->name, task->name);
-      free(color);
-      goto out;
-    }
+  long c = dag_graph_find_cycle(&g);
+  if (c >= 0) {
+    const struct wf_step *task = &t->tasks[c];
+    ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->pos.line, task->pos.column,
+                "dependency cycle in template '%s' through task '%s'", t->name, task->name);
+    goto out;
   }
-  free(color);
   ret = 0;
 out:
+  dag_graph_free(&g);
   free(visible);
   return ret;
 }
