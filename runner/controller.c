@@ -39,28 +39,45 @@ void want_wakeup(struct controller *c, int64_t at_us) {
 
 /* ---- supervision: events, crash points, persisted state ------------------ */
 
-static void persist_state(struct controller *c) {
+/* The state snapshot is a whole report: O(n) to write.  Written with every
+ * event it made the run O(n^2) (hours at 10,000 steps), so an ordinary
+ * event writes it only when the last write is old enough that writing
+ * costs at most a tenth of the time; the exit handler's intent and outcome,
+ * the workflow's end and a crash point always write it.  The ledger stays
+ * the record of every event; a restart from a lagging snapshot re-runs the
+ * steps that ended after it (at-least-once, as for a running step). */
+#define PERSIST_COST_SHARE 10
+
+static void persist_state(struct controller *c, bool now) {
   if (c->opts->state_path == NULL)
     return;
+  int64_t start = now_realtime_us();
+  if (!now && start < c->persist_not_before_us) {
+    want_wakeup(c, c->persist_not_before_us);
+    return;
+  }
   ep_error *e = NULL;
   if (report_write_json(c->st, c->opts->state_path, &e) < 0) {
     progress(c, "  cannot persist the controller's state: %s", e->message);
     ep_error_free(&e);
   }
+  int64_t end = now_realtime_us();
+  c->persist_not_before_us = end + (PERSIST_COST_SHARE - 1) * (end - start);
 }
 
 void crash_point(struct controller *c, const char *point) {
   if (c->opts->crash_at == NULL || fnmatch(c->opts->crash_at, point, 0) != 0)
     return;
   progress(c, "  controller crashes at %s (SIGKILL)", point);
+  persist_state(c, true);
   raise(SIGKILL);
 }
 
 void controller_event(struct controller *c, const char *type, const struct wf_node *node,
                       bool sync) {
-  /* The controller's own state is persisted with every event, as Argo
-   * persists the workflow's status with every change it acts on. */
-  persist_state(c);
+  /* The controller's own state is persisted as Argo persists the
+   * workflow's status with the changes it acts on (bounded: persist_state). */
+  persist_state(c, sync);
   if (c->opts->supervised) {
     char line[2048];
     int len = snprintf(line, sizeof(line), "%s\t%d\t%s\t%s\t%s\n", type, sync ? 1 : 0,
@@ -607,8 +624,8 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
       maybe_finish_pod(&c, p);
     }
     reconcile(&c);
+    persist_state(&c, false);
     arm_wakeup(&c);
-    persist_state(&c);
   }
   if (c.internal_error) {
     if (err != NULL && *err == NULL)

@@ -87,6 +87,7 @@ struct controller {
   bool handler_intent_sent; /* this controller process journaled the exit handler's start */
   bool handler_done_sent;
   struct exec_memo memo;    /* per steps/DAG node and DAG template, between passes */
+  int64_t persist_not_before_us; /* the state snapshot's next ordinary write (persist_state) */
 };
 
 /* A durable event for the supervisor ("node-started", ...), then the crash
