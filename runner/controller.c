@@ -238,7 +238,18 @@ static struct wf_node *run_top(struct controller *c, const char *name, const cha
 }
 
 /* workflow.outputs.parameters.* from every Succeeded node's globalName outputs. */
+static bool any_global_outputs(const struct workflow *wf) {
+  for (size_t t = 0; t < wf->n_templates; t++)
+    for (size_t o = 0; o < wf->templates[t].n_outputs; o++)
+      if (wf->templates[t].outputs[o].global_name != NULL)
+        return true;
+  return false;
+}
+
 static void publish_global_outputs(struct controller *c) {
+  /* A walk over every node on every pass: only when something can publish. */
+  if (!any_global_outputs(c->wf))
+    return;
   for (size_t i = 0; i < c->st->n_nodes; i++) {
     const struct wf_node *n = c->st->nodes[i];
     if (n->phase != PHASE_SUCCEEDED || n->type != NODE_POD || n->template_name == NULL)
