@@ -193,3 +193,19 @@ long dag_graph_find_cycle(const struct dag_graph *g) {
   free(stack);
   return found;
 }
+
+size_t dag_graph_topological_order(const struct dag_graph *g, size_t *order) {
+  size_t *missing = xcalloc(g->n + 1, sizeof(size_t));
+  size_t placed = 0;
+  for (size_t i = 0; i < g->n; i++) {
+    missing[i] = g->dep_start[i + 1] - g->dep_start[i];
+    if (missing[i] == 0)
+      order[placed++] = i;
+  }
+  for (size_t k = 0; k < placed; k++)
+    for (size_t e = g->rdep_start[order[k]]; e < g->rdep_start[order[k] + 1]; e++)
+      if (--missing[g->rdeps[e]] == 0)
+        order[placed++] = g->rdeps[e];
+  free(missing);
+  return placed;
+}

@@ -32,4 +32,8 @@ long dag_graph_task(const struct dag_graph *g, const struct wf_template *t, cons
  * the graph is acyclic.  Iterative: a chain of 10,000 tasks is 10,000 deep. */
 long dag_graph_find_cycle(const struct dag_graph *g);
 
+/* The tasks in an order where every task comes after its dependencies
+ * (Kahn's algorithm); returns how many were placed, n when acyclic. */
+size_t dag_graph_topological_order(const struct dag_graph *g, size_t *order);
+
 #endif

@@ -307,22 +307,34 @@ static int evaluate_depends(const struct dag_run *d, const struct wf_step *task,
   return rc;
 }
 
-/* Branch phase of a target: its own when completed; a Skipped/Omitted task
- * inherits the worst completed phase on its path. */
-static enum node_phase branch_phase(const struct dag_run *d, size_t i, int depth) {
-  const struct wf_node *n = d->p->task_nodes[i];
-  if (n == NULL)
-    return PHASE_SUCCEEDED;
-  if (node_phase_completed(n->phase) || depth > 64)
-    return n->phase;
+/* Branch phase of every task, as Argo's assessDAGPhase carries it down the
+ * graph: a completed task's own phase; a Skipped/Omitted (or never created)
+ * task inherits the worst completed phase on its paths, however far up.
+ * One pass in dependency order: O(tasks + edges). */
+static void branch_phases(const struct dag_run *d, enum node_phase *out) {
   const struct dag_graph *g = d->p->g;
-  enum node_phase worst = PHASE_SUCCEEDED;
-  for (size_t e = g->dep_start[i]; e < g->dep_start[i + 1]; e++) {
-    enum node_phase p = branch_phase(d, g->deps[e], depth + 1);
-    if (p == PHASE_ERROR || (p == PHASE_FAILED && worst != PHASE_ERROR))
-      worst = p;
+  size_t *order = xcalloc(g->n + 1, sizeof(size_t));
+  size_t placed = dag_graph_topological_order(g, order);
+  for (size_t k = 0; k < placed; k++) {
+    size_t i = order[k];
+    const struct wf_node *n = d->p->task_nodes[i];
+    if (n == NULL) {
+      out[i] = PHASE_SUCCEEDED;
+      continue;
+    }
+    if (node_phase_completed(n->phase)) {
+      out[i] = n->phase;
+      continue;
+    }
+    enum node_phase worst = PHASE_SUCCEEDED;
+    for (size_t e = g->dep_start[i]; e < g->dep_start[i + 1]; e++) {
+      enum node_phase p = out[g->deps[e]];
+      if (p == PHASE_ERROR || (p == PHASE_FAILED && worst != PHASE_ERROR))
+        worst = p;
+    }
+    out[i] = worst;
   }
-  return worst;
+  free(order);
 }
 
 static bool covered_by_continue_on(const struct wf_step *task, enum node_phase p) {
@@ -467,16 +479,20 @@ static void assess(struct dag_run *d) {
   }
   if (d->p->n_open > 0)
     return; /* still Running */
+  enum node_phase *branch = xcalloc(t->n_tasks + 1, sizeof(*branch));
+  branch_phases(d, branch);
   for (size_t i = 0; i < t->n_tasks; i++) {
     if (!d->p->needed[i] || !task_is_target(d->p->g, i))
       continue;
-    enum node_phase p = branch_phase(d, i, 0);
+    enum node_phase p = branch[i];
     if ((p == PHASE_FAILED || p == PHASE_ERROR) && !covered_by_continue_on(&t->tasks[i], p)) {
       /* The DAG's message stays empty on failure, as Argo leaves it. */
       node_finish(d->node, p, NULL);
+      free(branch);
       return;
     }
   }
+  free(branch);
   node_finish(d->node, PHASE_SUCCEEDED, NULL);
 }
 
