@@ -88,6 +88,8 @@ static void task_dependencies(const struct dag_graph *g, const struct wf_templat
     if (j >= 0)
       push(out, (size_t)j);
   }
+  if (out->n - from < 2)
+    return;
   qsort(out->v + from, out->n - from, sizeof(*out->v), by_index);
   size_t w = from;
   for (size_t r = from; r < out->n; r++)
