@@ -42,8 +42,9 @@ void want_wakeup(struct controller *c, int64_t at_us) {
 /* The state snapshot is a whole report: O(n) to write.  Written with every
  * event it made the run O(n^2) (hours at 10,000 steps), so an ordinary
  * event writes it only when the last write is old enough that writing
- * costs at most a tenth of the time; the exit handler's intent and outcome,
- * the workflow's end and a crash point always write it.  The ledger stays
+ * costs at most a tenth of the time; the exit handler's intent and outcome
+ * and the workflow's end always write it, and so does every event of a
+ * controller that has a crash planned (crash_at).  The ledger stays
  * the record of every event; a restart from a lagging snapshot re-runs the
  * steps that ended after it (at-least-once, as for a running step). */
 #define PERSIST_COST_SHARE 10
@@ -52,7 +53,9 @@ static void persist_state(struct controller *c, bool now) {
   if (c->opts->state_path == NULL)
     return;
   int64_t start = now_realtime_us();
-  if (!now && start < c->persist_not_before_us) {
+  /* A controller with a crash planned keeps every snapshot: what a crash
+   * point leaves on disk is part of what the scenario tests. */
+  if (!now && c->opts->crash_at == NULL && start < c->persist_not_before_us) {
     want_wakeup(c, c->persist_not_before_us);
     return;
   }
@@ -69,7 +72,6 @@ void crash_point(struct controller *c, const char *point) {
   if (c->opts->crash_at == NULL || fnmatch(c->opts->crash_at, point, 0) != 0)
     return;
   progress(c, "  controller crashes at %s (SIGKILL)", point);
-  persist_state(c, true);
   raise(SIGKILL);
 }
 
