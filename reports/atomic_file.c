@@ -123,7 +123,23 @@ static int fsync_parent_dir(const char *path, ep_error **err) {
   return 0;
 }
 
+struct buffer {
+  const char *data;
+  size_t len;
+};
+
+static int write_buffer(int fd, void *ctx) {
+  const struct buffer *b = ctx;
+  return write_all(fd, b->data, b->len);
+}
+
 int atomic_write_file(const char *path, const char *data, size_t len, ep_error **err) {
+  struct buffer b = {data, len};
+  return atomic_write_with(path, write_buffer, &b, err);
+}
+
+int atomic_write_with(const char *path, int (*fill)(int fd, void *ctx), void *ctx,
+                      ep_error **err) {
   if (path == NULL || path[0] == '\0')
     return ep_error_set(err, EP_EXIT_USAGE, "empty output path");
   size_t plen = strlen(path);
@@ -151,7 +167,7 @@ int atomic_write_file(const char *path, const char *data, size_t len, ep_error *
     fail_errno(err, errno, "cannot set mode of", tmp);
     goto cleanup;
   }
-  if (write_all(fd, data, len) < 0) {
+  if (fill(fd, ctx) < 0) {
     fail_unchanged(err, errno, "writing", path);
     goto cleanup;
   }

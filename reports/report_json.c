@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "atomic_file.h"
 
@@ -227,7 +229,8 @@ static json_t *progress_json(const struct run_state *st) {
   return jstr(buf);
 }
 
-static json_t *status_json(const struct run_state *st) {
+/* with_nodes false: status.nodes is left empty, for the writer to stream. */
+static json_t *status_json(const struct run_state *st, bool with_nodes) {
   json_t *o = must(json_object());
   set_str(o, "phase", node_phase_name(st->phase));
   set_str_opt(o, "message", st->message);
@@ -235,7 +238,7 @@ static json_t *status_json(const struct run_state *st) {
   set_time_opt(o, "finishedAt", st->finished_at_us);
   set(o, "progress", progress_json(st));
   json_t *nodes = must(json_object());
-  for (size_t i = 0; i < st->n_nodes; i++)
+  for (size_t i = 0; with_nodes && i < st->n_nodes; i++)
     set(nodes, st->nodes[i]->id, node_json(st, st->nodes[i]));
   set(o, "nodes", nodes);
   return o;
@@ -318,7 +321,7 @@ static json_t *faults_json(const struct run_state *st) {
   return list;
 }
 
-json_t *report_build(const struct run_state *st) {
+static json_t *build(const struct run_state *st, bool with_nodes) {
   json_t *root = must(json_object());
   set_str(root, "apiVersion", REPORT_API_VERSION);
   set_str(root, "kind", "Report");
@@ -330,7 +333,7 @@ json_t *report_build(const struct run_state *st) {
   set(wf, "file", st->workflow_file != NULL ? jstr(st->workflow_file) : json_null());
   set(root, "workflow", wf);
 
-  set(root, "status", status_json(st));
+  set(root, "status", status_json(st, with_nodes));
   set(root, "exitHandler", exit_handler_json(&st->exit_handler));
   set(root, "run", run_json(st));
   set(root, "environment", environment_json(st));
@@ -349,29 +352,138 @@ json_t *report_build(const struct run_state *st) {
   return root;
 }
 
+json_t *report_build(const struct run_state *st) { return build(st, true); }
+
+/* ---- writing ------------------------------------------------------------
+ * The document is written as json_dumps(root, JSON_INDENT(2) |
+ * JSON_PRESERVE_ORDER) would write it, but straight into the file, one value
+ * at a time: at 20,000 nodes the serialised string alone was 9 MB, and for
+ * report_write_json the node objects are made and freed one by one, so the
+ * peak is the run state plus one node instead of a tree of them all. */
+
+struct dump {
+  FILE *f;
+  const json_t *nodes_slot;    /* this (empty) object is written as st's nodes */
+  const struct run_state *st;
+};
+
+static int dump_indent(FILE *f, int depth) {
+  if (fputc('\n', f) == EOF)
+    return -1;
+  for (int i = 0; i < 2 * depth; i++)
+    if (fputc(' ', f) == EOF)
+      return -1;
+  return 0;
+}
+
+static int dump_key(FILE *f, const char *key) {
+  json_t *k = must(json_string(key));
+  int r = json_dumpf(k, f, JSON_ENCODE_ANY);
+  json_decref(k);
+  return r == 0 && fputs(": ", f) != EOF ? 0 : -1;
+}
+
+static int dump_value(const struct dump *d, const json_t *v, int depth);
+
+static int dump_nodes(const struct dump *d, int depth) {
+  const struct run_state *st = d->st;
+  if (st->n_nodes == 0)
+    return fputs("{}", d->f) == EOF ? -1 : 0;
+  if (fputc('{', d->f) == EOF)
+    return -1;
+  for (size_t i = 0; i < st->n_nodes; i++) {
+    json_t *node = node_json(st, st->nodes[i]);
+    int r = dump_indent(d->f, depth + 1) < 0 || dump_key(d->f, st->nodes[i]->id) < 0 ||
+                    dump_value(d, node, depth + 1) < 0 ||
+                    (i + 1 < st->n_nodes && fputc(',', d->f) == EOF)
+                ? -1
+                : 0;
+    json_decref(node);
+    if (r < 0)
+      return -1;
+  }
+  return dump_indent(d->f, depth) < 0 || fputc('}', d->f) == EOF ? -1 : 0;
+}
+
+static int dump_value(const struct dump *d, const json_t *v, int depth) {
+  if (v == d->nodes_slot)
+    return dump_nodes(d, depth);
+  if (json_is_object(v)) {
+    if (json_object_size(v) == 0)
+      return fputs("{}", d->f) == EOF ? -1 : 0;
+    if (fputc('{', d->f) == EOF)
+      return -1;
+    size_t left = json_object_size(v);
+    const char *key;
+    json_t *member;
+    json_object_foreach((json_t *)v, key, member) {
+      if (dump_indent(d->f, depth + 1) < 0 || dump_key(d->f, key) < 0 ||
+          dump_value(d, member, depth + 1) < 0 || (--left > 0 && fputc(',', d->f) == EOF))
+        return -1;
+    }
+    return dump_indent(d->f, depth) < 0 || fputc('}', d->f) == EOF ? -1 : 0;
+  }
+  if (json_is_array(v)) {
+    size_t n = json_array_size(v);
+    if (n == 0)
+      return fputs("[]", d->f) == EOF ? -1 : 0;
+    if (fputc('[', d->f) == EOF)
+      return -1;
+    for (size_t i = 0; i < n; i++)
+      if (dump_indent(d->f, depth + 1) < 0 || dump_value(d, json_array_get(v, i), depth + 1) < 0 ||
+          (i + 1 < n && fputc(',', d->f) == EOF))
+        return -1;
+    return dump_indent(d->f, depth) < 0 || fputc(']', d->f) == EOF ? -1 : 0;
+  }
+  return json_dumpf(v, d->f, JSON_ENCODE_ANY);
+}
+
+struct dump_job {
+  const json_t *root;
+  const json_t *nodes_slot;
+  const struct run_state *st;
+};
+
+static int dump_to_fd(int fd, void *ctx) {
+  const struct dump_job *job = ctx;
+  int copy = dup(fd);
+  FILE *f = copy >= 0 ? fdopen(copy, "w") : NULL;
+  if (f == NULL) {
+    if (copy >= 0)
+      close(copy);
+    return -1;
+  }
+  struct dump d = {.f = f, .nodes_slot = job->nodes_slot, .st = job->st};
+  int r = dump_value(&d, job->root, 0) < 0 || fputc('\n', f) == EOF ? -1 : 0;
+  int saved = errno;
+  if (fclose(f) != 0 && r == 0)
+    return -1;
+  errno = saved;
+  if (r < 0 && errno == 0)
+    errno = EIO;
+  return r;
+}
+
+static int write_document(const struct dump_job *job, const char *path, ep_error **err) {
+  bool had_error = err != NULL && *err != NULL;
+  errno = 0;
+  int r = atomic_write_with(path, dump_to_fd, (void *)job, err);
+  if (r < 0 && !had_error && err != NULL && *err != NULL)
+    ep_error_wrap(*err, "cannot write report");
+  return r;
+}
+
 int report_write_json(const struct run_state *st, const char *path, ep_error **err) {
-  json_t *root = report_build(st);
-  int r = report_write_object(root, path, err);
+  json_t *root = build(st, false);
+  struct dump_job job = {.root = root,
+                         .nodes_slot = json_object_get(json_object_get(root, "status"), "nodes"),
+                         .st = st};
+  int r = write_document(&job, path, err);
   json_decref(root);
   return r;
 }
 
 int report_write_object(const json_t *root, const char *path, ep_error **err) {
-  char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-  if (text == NULL)
-    return ep_error_set(err, EP_EXIT_INTERNAL, "cannot serialise the report");
-  size_t len = strlen(text);
-  char *with_newline = realloc(text, len + 2);
-  if (with_newline == NULL) {
-    free(text);
-    abort();
-  }
-  with_newline[len] = '\n';
-  with_newline[len + 1] = '\0';
-  bool had_error = err != NULL && *err != NULL;
-  int r = atomic_write_file(path, with_newline, len + 1, err);
-  free(with_newline);
-  if (r < 0 && !had_error && err != NULL && *err != NULL)
-    ep_error_wrap(*err, "cannot write report");
-  return r;
+  struct dump_job job = {.root = root};
+  return write_document(&job, path, err);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "controller.h"
+#include "exec_memo.h"
 #include "step_output.h"
 #include "template_vars.h"
 #include "xalloc.h"
@@ -96,6 +97,9 @@ struct controller {
   bool handler_done_sent;
   bool hang_fired;          /* controller-hang: this process already stopped once */
   int64_t lease_renewed_us; /* last line on the supervisor's journal */
+  struct exec_memo memo;    /* per steps/DAG node and DAG template, between passes */
+  int64_t persist_not_before_us; /* the state snapshot's next ordinary write (persist_state) */
+  bool globals_restored;    /* finished nodes' global outputs published after a (re)start */
 };
 
 /* A durable event for the supervisor ("node-started", ...), then the crash

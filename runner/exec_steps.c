@@ -133,25 +133,49 @@ static void bind_group_outputs(struct controller *c, struct var_scope *scope,
   }
 }
 
+/* A steps node's progress, kept between reconcile passes (exec_memo): the
+ * groups before next_group are over and their steps.NAME.* are bound in
+ * scope, so a pass starts at the first unfinished group. */
+struct steps_progress {
+  size_t next_group;
+  struct wf_node *prev; /* group next_group - 1, NULL before the first */
+  struct var_scope scope; /* parent: this pass's inputs */
+};
+
+static void free_steps_progress(void *v) {
+  struct steps_progress *sp = v;
+  var_scope_clear(&sp->scope);
+  free(sp);
+}
+
+static struct steps_progress *steps_progress_of(struct controller *c, struct wf_node *node,
+                                                const struct var_scope *inputs) {
+  struct steps_progress *sp = exec_memo_get(&c->memo, node);
+  if (sp == NULL) {
+    sp = xcalloc(1, sizeof(*sp));
+    var_scope_init(&sp->scope, inputs);
+    exec_memo_put(&c->memo, node, sp, free_steps_progress);
+  }
+  sp->scope.parent = inputs;
+  return sp;
+}
+
 void execute_steps(struct controller *c, struct wf_node *node, const struct wf_template *t,
                    const struct var_scope *inputs, const struct exec_ctx *x) {
-  struct var_scope scope;
-  var_scope_init(&scope, inputs);
-  struct wf_node *prev = NULL;
-  for (size_t gi = 0; gi < t->n_groups; gi++) {
-    struct wf_node *group = execute_group(c, node, t, gi, &scope, prev, x);
+  struct steps_progress *sp = steps_progress_of(c, node, inputs);
+  for (size_t gi = sp->next_group; gi < t->n_groups; gi++) {
+    struct wf_node *group = execute_group(c, node, t, gi, &sp->scope, sp->prev, x);
     if (c->internal_error || !node_phase_fulfilled(group->phase))
-      goto out;
+      return;
     if (group->phase == PHASE_FAILED || group->phase == PHASE_ERROR) {
       /* Steps roll up as Failed (never Error) with the group's message. */
       node_finish(node, PHASE_FAILED, group->message);
-      goto out;
+      return;
     }
-    bind_group_outputs(c, &scope, &t->groups[gi], group);
-    prev = group;
+    bind_group_outputs(c, &sp->scope, &t->groups[gi], group);
+    sp->prev = group;
+    sp->next_group = gi + 1;
   }
   node_finish(node, PHASE_SUCCEEDED, NULL);
-  settle_template_outputs(c, node, t, &scope);
-out:
-  var_scope_clear(&scope);
+  settle_template_outputs(c, node, t, &sp->scope);
 }

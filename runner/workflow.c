@@ -1,4 +1,5 @@
 #include "workflow.h"
+#include "dag_graph.h"
 #include "xalloc.h"
 
 #include <ctype.h>
@@ -662,6 +663,21 @@ static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, bool is_
   return 0;
 }
 
+/* A step or task name seen before in its template is an error at the second
+ * one, naming the line of the first.  seen maps names to that line. */
+static int check_unique_name(struct parse_ctx *ctx, struct var_scope *seen,
+                             const struct wf_step *s, const char *what, const char *tmpl) {
+  const char *first = var_scope_get(seen, s->name);
+  if (first != NULL)
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, s->pos.line, s->pos.column,
+                       "duplicate %s name '%s' in template '%s' (first at line %s)", what, s->name,
+                       tmpl, first);
+  char line[24];
+  snprintf(line, sizeof(line), "%d", s->pos.line);
+  var_scope_set(seen, s->name, line);
+  return 0;
+}
+
 static int parse_steps(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf_template *t) {
   if (expect_kind(ctx, n, YDOC_SEQUENCE, "steps") < 0)
     return -1;
@@ -682,18 +698,16 @@ static int parse_steps(struct parse_ctx *ctx, const struct ydoc_node *n, struct 
         return -1;
     }
   }
-  /* Names are unique across the whole template: steps.NAME must be unambiguous. */
-  for (size_t i = 0; i < t->n_groups; i++)
-    for (size_t j = 0; j < t->groups[i].n_steps; j++)
-      for (size_t k = 0; k <= i; k++)
-        for (size_t l = 0; l < (k == i ? j : t->groups[k].n_steps); l++)
-          if (strcmp(t->groups[k].steps[l].name, t->groups[i].steps[j].name) == 0)
-            return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, t->groups[i].steps[j].pos.line,
-                               t->groups[i].steps[j].pos.column,
-                               "duplicate step name '%s' in template '%s' (first at line %d)",
-                               t->groups[i].steps[j].name, t->name,
-                               t->groups[k].steps[l].pos.line);
-  return 0;
+  /* Names are unique across the whole template: steps.NAME must be unambiguous.
+   * A hashed set (name -> first line): 10,000 steps must not cost 10^8 compares. */
+  struct var_scope seen;
+  var_scope_init(&seen, NULL);
+  int rc = 0;
+  for (size_t i = 0; i < t->n_groups && rc == 0; i++)
+    for (size_t j = 0; j < t->groups[i].n_steps && rc == 0; j++)
+      rc = check_unique_name(ctx, &seen, &t->groups[i].steps[j], "step", t->name);
+  var_scope_clear(&seen);
+  return rc;
 }
 
 static int parse_parallelism(struct parse_ctx *ctx, const struct ydoc_node *n, long *out) {
@@ -840,16 +854,20 @@ static int parse_dag(struct parse_ctx *ctx, const struct ydoc_node *n, struct wf
   if (expect_kind(ctx, tasks, YDOC_SEQUENCE, "dag.tasks") < 0)
     return -1;
   t->tasks = xcalloc(tasks->n_items, sizeof(*t->tasks));
+  struct var_scope seen;
+  var_scope_init(&seen, NULL);
   for (size_t i = 0; i < tasks->n_items; i++) {
     t->n_tasks++;
-    if (parse_step(ctx, tasks->items[i], true, &t->tasks[i]) < 0)
+    if (parse_step(ctx, tasks->items[i], true, &t->tasks[i]) < 0) {
+      var_scope_clear(&seen);
       return -1;
-    for (size_t j = 0; j < i; j++)
-      if (strcmp(t->tasks[j].name, t->tasks[i].name) == 0)
-        return fail_at(ctx, tasks->items[i], "duplicate task name '%s' in template '%s' (first at "
-                                             "line %d)",
-                       t->tasks[i].name, t->name, t->tasks[j].pos.line);
+    }
+    if (check_unique_name(ctx, &seen, &t->tasks[i], "task", t->name) < 0) {
+      var_scope_clear(&seen);
+      return -1;
+    }
   }
+  var_scope_clear(&seen);
   return 0;
 }
 
@@ -1593,16 +1611,9 @@ out:
   return ret;
 }
 
-static const struct wf_step *find_task(const struct wf_template *t, const char *name, size_t len) {
-  for (size_t i = 0; i < t->n_tasks; i++)
-    if (strlen(t->tasks[i].name) == len && strncmp(t->tasks[i].name, name, len) == 0)
-      return &t->tasks[i];
-  return NULL;
-}
-
 /* Task names a depends expression mentions: identifiers before a '.' or alone. */
 static int check_depends_names(struct parse_ctx *ctx, const struct wf_template *t,
-                               const struct wf_step *task) {
+                               const struct dag_graph *g, const struct wf_step *task) {
   const char *p = task->depends;
   while (p != NULL && *p) {
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -1615,7 +1626,7 @@ static int check_depends_names(struct parse_ctx *ctx, const struct wf_template *
            *p == '_' || *p == '-')
       p++;
     size_t len = (size_t)(p - start);
-    if (find_task(t, start, len) == NULL)
+    if (dag_graph_task(g, t, start, len) < 0)
       return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->depends_pos.line,
                          task->depends_pos.column,
                          "task '%s' depends on '%.*s', which is not a task of template '%s'",
@@ -1642,53 +1653,19 @@ static int check_depends_names(struct parse_ctx *ctx, const struct wf_template *
   return 0;
 }
 
-/* Task i depends directly on task j? */
-static bool task_depends_on(const struct wf_template *t, const struct wf_step *task,
-                            const struct wf_step *dep) {
-  for (size_t d = 0; d < task->n_dependencies; d++)
-    if (strcmp(task->dependencies[d], dep->name) == 0)
-      return true;
-  if (task->depends == NULL)
-    return false;
-  size_t len = strlen(dep->name);
-  for (const char *p = strstr(task->depends, dep->name); p; p = strstr(p + 1, dep->name)) {
-    bool left_ok = p == task->depends || !(isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '-');
-    bool right_ok = !(isalnum((unsigned char)p[len]) || p[len] == '_' || p[len] == '-');
-    if (left_ok && right_ok)
-      return true;
-  }
-  (void)t;
-  return false;
-}
-
-static int find_cycle(const struct wf_template *t, size_t i, unsigned char *color) {
-  color[i] = 1;
-  for (size_t j = 0; j < t->n_tasks; j++) {
-    if (!task_depends_on(t, &t->tasks[i], &t->tasks[j]))
-      continue;
-    if (color[j] == 1)
-      return (int)j;
-    if (color[j] == 0) {
-      int c = find_cycle(t, j, color);
-      if (c >= 0)
-        return c;
-    }
-  }
-  color[i] = 2;
-  return -1;
-}
-
 static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
                         const struct wf_template *t) {
   const struct wf_step **visible = xcalloc(t->n_tasks + 1, sizeof(*visible));
   struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t, .visible = visible, .prefix = "tasks."};
   int ret = -1;
+  struct dag_graph g;
+  dag_graph_build(t, &g);
   for (size_t i = 0; i < t->n_tasks; i++)
     visible[rc.n_visible++] = &t->tasks[i];
   for (size_t i = 0; i < t->n_tasks; i++) {
     const struct wf_step *task = &t->tasks[i];
     for (size_t d = 0; d < task->n_dependencies; d++)
-      if (find_task(t, task->dependencies[d], strlen(task->dependencies[d])) == NULL) {
+      if (dag_graph_task(&g, t, task->dependencies[d], strlen(task->dependencies[d])) < 0) {
         const struct ydoc_node *at = nth(task->dependencies_node, d);
         ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, at ? at->line : task->depends_pos.line,
                     at ? at->column : task->depends_pos.column,
@@ -1696,13 +1673,13 @@ static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
                     task->dependencies[d], t->name);
         goto out;
       }
-    if (check_depends_names(ctx, t, task) < 0 || validate_call_site(ctx, wf, &rc, task, "task") < 0)
+    if (check_depends_names(ctx, t, &g, task) < 0 || validate_call_site(ctx, wf, &rc, task, "task") < 0)
       goto out;
   }
   if (t->dag_target != NULL) {
     char *copy = xstrdup(t->dag_target), *save = NULL;
     for (char *tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-      if (strstr(tok, "{{") == NULL && find_task(t, tok, strlen(tok)) == NULL) {
+      if (strstr(tok, "{{") == NULL && dag_graph_task(&g, t, tok, strlen(tok)) < 0) {
         const struct ydoc_node *dag = ydoc_get(t->node, "dag");
         fail_at(ctx, ydoc_get(dag, "target"), "dag.target names '%s', which is not a task", tok);
         free(copy);
@@ -1711,24 +1688,18 @@ static int validate_dag(struct parse_ctx *ctx, const struct workflow *wf,
     }
     free(copy);
   }
-  unsigned char *color = xcalloc(t->n_tasks, 1);
-  for (size_t i = 0; i < t->n_tasks; i++) {
-    if (color[i] != 0)
-      continue;
-    int c = find_cycle(t, i, color);
-    if (c >= 0) {
-      const struct wf_step *task = &t->tasks[c];
-      ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->pos.line, task->pos.column,
-                  "dependency cycle in template '%s' through task '%s'", t->name, task->name);
-      free(color);
-      goto out;
-    }
+  long c = dag_graph_find_cycle(&g);
+  if (c >= 0) {
+    const struct wf_step *task = &t->tasks[c];
+    ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, task->pos.line, task->pos.column,
+                "dependency cycle in template '%s' through task '%s'", t->name, task->name);
+    goto out;
   }
-  free(color);
   if (validate_composite_outputs(&rc) < 0)
     goto out;
   ret = 0;
 out:
+  dag_graph_free(&g);
   free(visible);
   return ret;
 }

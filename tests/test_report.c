@@ -725,6 +725,50 @@ static void test_text_dag_and_durations(void **state) {
   run_state_free(st);
 }
 
+/* The writers stream the document (report_write_json makes one node object
+ * at a time); the bytes must be what json_dumps of the whole tree gives. */
+static void test_write_streams_what_json_dumps_gives(void **state) {
+  const char *dir = *state;
+  struct run_state *st = seed_state();
+  st->time_scale = 0.25;
+  st->n_faults = 1;
+  st->faults = calloc(1, sizeof(*st->faults));
+  st->faults[0] = (struct fault_record){.action = xstrdup("signal"),
+                                        .description = xstrdup("signal SIGKILL to 'work'"),
+                                        .fired = true,
+                                        .fired_at_us = st->started_at_us + 1234567};
+  run_state_add_watchdog_action(st, "ran the exit handler \"x\" \xc3\xa9");
+  json_t *built = report_build(st);
+  json_object_set_new(built, "extra", json_pack("{s:[], s:{}, s:[{s:[1, 2.5, null, true]}]}",
+                                                "empty", "none", "nested", "k"));
+  char *want = json_dumps(built, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  assert_non_null(want);
+  char *path = path_in(dir, "object.json");
+  ep_error *err = NULL;
+  assert_int_equal(report_write_object(built, path, &err), 0);
+  char *got = read_file(path);
+  assert_int_equal(strlen(got), strlen(want) + 1);
+  assert_memory_equal(got, want, strlen(want));
+  assert_int_equal(got[strlen(want)], '\n');
+  free(got);
+  free(want);
+  free(path);
+  json_decref(built);
+
+  built = report_build(st);
+  want = json_dumps(built, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  path = path_in(dir, "state.json");
+  assert_int_equal(report_write_json(st, path, &err), 0);
+  got = read_file(path);
+  assert_int_equal(strlen(got), strlen(want) + 1);
+  assert_memory_equal(got, want, strlen(want));
+  free(got);
+  free(want);
+  free(path);
+  json_decref(built);
+  run_state_free(st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_seed_fields),
@@ -737,6 +781,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_write_under_regular_file_fails, make_temp_dir,
                                       remove_temp_dir),
       cmocka_unit_test_setup_teardown(test_write_permission_denied, make_temp_dir,
+                                      remove_temp_dir),
+      cmocka_unit_test_setup_teardown(test_write_streams_what_json_dumps_gives, make_temp_dir,
                                       remove_temp_dir),
       cmocka_unit_test(test_text_seed),
       cmocka_unit_test(test_text_exit_handler_missing),
