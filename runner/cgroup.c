@@ -49,6 +49,7 @@ struct cg_hier {
   char *base_path; /* <mount><own>/exitprobe: removed at the end if empty */
   char *run_path;  /* <base_path>/<run>-<pid> */
   int run_fd;      /* O_PATH directory of run_path: steps are made relative to it */
+  int lock_fd;     /* run_path, flock'ed while the run lives (leftovers.h) */
   bool created_base;
   bool has_memsw;  /* v1: memory.memsw.* exist (swap accounting on) */
   bool v2_memory;  /* cgroup2: memory controller enabled for step groups */
@@ -350,38 +351,52 @@ static void rmdir_quiet(const char *path) {
     (void)rmdir(path);
 }
 
-/* Creates <dir>/exitprobe/<run_dir>; false (with a note) when unusable. */
+/* Creates <dir>/exitprobe/<run_dir> and locks it for the life of the run
+ * (leftovers.h: the lock, not the pid in the name, tells a sweep that the
+ * run is live); false (with a note) when unusable. */
 static bool hier_open(struct ep_cg_manager *m, struct cg_hier *h, enum cg_kind kind,
                       const char *dir, const char *run_dir) {
   memset(h, 0, sizeof(*h));
   h->kind = kind;
   h->run_fd = -1;
+  h->lock_fd = -1;
   h->base_path = xasprintf("%s/exitprobe", dir);
   h->run_path = xasprintf("%s/%s", h->base_path, run_dir);
-  /* Another run may remove the shared "exitprobe" between our two mkdirs. */
-  int rc = -1;
-  for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
+  /* Another run may remove the shared "exitprobe" between our two mkdirs,
+   * or sweep our group in the instant before we lock it: try again. */
+  for (int attempt = 0; attempt < 5 && h->lock_fd < 0; attempt++) {
     if (mkdir(h->base_path, 0755) == 0)
       h->created_base = true;
     else if (errno != EEXIST)
       goto fail;
-    rc = mkdir(h->run_path, 0755);
-    /* Same pid as an earlier run that crashed: its group is stale. */
-    if (rc < 0 && errno == EEXIST && rmdir(h->run_path) == 0)
-      rc = mkdir(h->run_path, 0755);
-    if (rc < 0 && errno != ENOENT)
+    /* Groups of runs that were killed before they could remove them. */
+    leftovers_sweep_cgroups(h->base_path, stderr);
+    int base_lock = leftovers_hold_cgroup_base(h->base_path);
+    if (base_lock < 0)
+      continue;
+    if (mkdir(h->run_path, 0755) == 0) {
+      h->lock_fd = leftovers_lock_new_dir(h->run_path);
+    } else if (errno == EEXIST) {
+      /* Live and of the same name: a run with our pid in another PID namespace. */
+      free(h->run_path);
+      h->run_path = xasprintf("%s/%s.%d", h->base_path, run_dir, attempt + 2);
+    } else if (errno != ENOENT) {
+      close(base_lock);
       goto fail;
+    }
+    close(base_lock);
   }
-  if (rc < 0)
+  if (h->lock_fd < 0)
     goto fail;
-  /* Groups of runs that were killed before they could remove them. */
-  leftovers_sweep_cgroups(h->base_path, stderr);
   h->run_fd = open(h->run_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (h->run_fd < 0)
     goto fail;
   return true;
 fail:
   add_note(m, "%s: cannot create %s: %s", kind_names[kind], h->run_path, strerror(errno));
+  if (h->lock_fd >= 0)
+    close(h->lock_fd);
+  h->lock_fd = -1;
   rmdir_quiet(h->run_path);
   if (h->created_base)
     rmdir_quiet(h->base_path);
@@ -399,6 +414,9 @@ static void hier_close(struct cg_hier *h) {
     for (int i = 0; i < 50 && rmdir(h->run_path) < 0 && errno == EBUSY; i++)
       usleep(10000);
   }
+  if (h->lock_fd >= 0)
+    close(h->lock_fd); /* after the rmdir: never unlocked while it exists */
+  h->lock_fd = -1;
   /* Other runs may share "exitprobe": only removed when empty. */
   rmdir_quiet(h->base_path);
   free(h->base_path);

@@ -18,35 +18,6 @@
 #define BUSY_RETRIES 50
 #define BUSY_WAIT_NS (10 * 1000 * 1000)
 
-/* A zombie is a process that has died and not yet been reaped (a killed
- * runner whose parent is slow to wait): its leftovers are stale, and its
- * pid cannot be reused until it is reaped. */
-static bool is_zombie(long pid) {
-  char path[64];
-  snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-  FILE *f = fopen(path, "re");
-  if (f == NULL)
-    return false;
-  char state = '\0';
-  /* pid (comm) state: comm may hold spaces and parentheses, the last ')' ends it. */
-  char line[512];
-  if (fgets(line, sizeof(line), f) != NULL) {
-    char *close_paren = strrchr(line, ')');
-    if (close_paren != NULL && close_paren[1] == ' ')
-      state = close_paren[2];
-  }
-  fclose(f);
-  return state == 'Z';
-}
-
-bool leftovers_pid_gone(long pid) {
-  if (pid <= 0 || pid == (long)getpid())
-    return false;
-  if (kill((pid_t)pid, 0) < 0)
-    return errno == ESRCH;
-  return is_zombie(pid);
-}
-
 /* ---- run directories ----------------------------------------------------- */
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -92,21 +63,7 @@ static bool remove_stale_run_dir(const char *tmp_dir, const char *name, long pid
 
 /* A run directory's owner holds an exclusive flock on it for the life of
  * the run (leftovers_make_run_dir); the kernel drops it when the owner dies,
- * whatever PID namespace either side is in.  Returns the directory, locked
- * by us, when it is stale; -1 when it is live (or gone). */
-static int lock_if_stale(const char *tmp_dir, const char *name) {
-  char *dir = xasprintf("%s/%s", tmp_dir, name);
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  free(dir);
-  if (fd < 0)
-    return -1;
-  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
+ * whatever PID namespace either side is in. */
 size_t leftovers_sweep_run_dirs(const char *tmp_dir, leftovers_keep_fn keep, void *keep_ctx,
                                 FILE *log) {
   DIR *d = opendir(tmp_dir);
@@ -118,7 +75,7 @@ size_t leftovers_sweep_run_dirs(const char *tmp_dir, leftovers_keep_fn keep, voi
     int pid = 0, used = 0;
     if (sscanf(e->d_name, "exitprobe-run-%d-%n", &pid, &used) != 1 || used == 0)
       continue;
-    int lock_fd = lock_if_stale(tmp_dir, e->d_name);
+    int lock_fd = leftovers_lock_if_stale_at(dirfd(d), e->d_name);
     if (lock_fd < 0)
       continue;
     char *dir = xasprintf("%s/%s", tmp_dir, e->d_name);
@@ -171,14 +128,40 @@ out:
 
 /* ---- cgroups ------------------------------------------------------------- */
 
-/* "<run>-<pid>" whose pid is gone. */
-static long stale_run_pid(const char *name) {
+/* The pid in "<run>-<pid>", for the message only (0 when the name has none). */
+static long run_group_pid(const char *name) {
   const char *dash = strrchr(name, '-');
   if (dash == NULL || dash[1] == '\0')
     return 0;
   char *end = NULL;
   long pid = strtol(dash + 1, &end, 10);
-  return *end == '\0' && leftovers_pid_gone(pid) ? pid : 0;
+  return *end == '\0' ? pid : 0;
+}
+
+int leftovers_lock_if_stale_at(int dir_fd, const char *name) {
+  int fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int leftovers_lock_new_dir(const char *path) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  struct stat opened, named;
+  /* A sweep that locked it first (it was still unlocked) may have removed
+   * it: the lock must be on the directory that bears the name. */
+  if (flock(fd, LOCK_EX) < 0 || fstat(fd, &opened) < 0 || stat(path, &named) < 0 ||
+      opened.st_ino != named.st_ino || opened.st_dev != named.st_dev) {
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 /* SIGKILL to every process listed in a group's cgroup.procs. */
@@ -240,21 +223,50 @@ static bool remove_stale_group(int base_fd, const char *name, size_t *steps, siz
   return rmdir_at(base_fd, name);
 }
 
+/* The base directory, opened and flock'ed (shared or exclusive), if it is
+ * still the one at path; -1 otherwise. */
+static int lock_base(const char *path, int how) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  struct stat opened, named;
+  if (flock(fd, how) < 0 || fstat(fd, &opened) < 0 || stat(path, &named) < 0 ||
+      opened.st_ino != named.st_ino || opened.st_dev != named.st_dev) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int leftovers_hold_cgroup_base(const char *base) { return lock_base(base, LOCK_SH); }
+
 size_t leftovers_sweep_cgroups(const char *base, FILE *log) {
-  DIR *d = opendir(base);
-  if (d == NULL)
+  /* Exclusive on the base: no run is between making its group and locking it. */
+  int base_lock = lock_base(base, LOCK_EX);
+  if (base_lock < 0)
     return 0;
+  DIR *d = fdopendir(base_lock);
+  if (d == NULL) {
+    close(base_lock);
+    return 0;
+  }
   size_t removed = 0;
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
-    long pid = de->d_type == DT_DIR && de->d_name[0] != '.' ? stale_run_pid(de->d_name) : 0;
-    if (pid == 0)
+    if (de->d_type != DT_DIR || de->d_name[0] == '.')
       continue;
+    int lock_fd = leftovers_lock_if_stale_at(dirfd(d), de->d_name);
+    if (lock_fd < 0)
+      continue; /* live: its run holds the lock */
+    long pid = run_group_pid(de->d_name);
     size_t steps = 0, killed = 0;
-    if (!remove_stale_group(dirfd(d), de->d_name, &steps, &killed)) {
-      if (log != NULL && errno != ENOENT)
-        fprintf(log, "exitprobe: cannot remove the stale cgroup %s/%s of exitprobe process %ld: "
-                     "%s\n", base, de->d_name, pid, strerror(errno));
+    bool gone = remove_stale_group(dirfd(d), de->d_name, &steps, &killed);
+    int saved = errno;
+    close(lock_fd);
+    if (!gone) {
+      if (log != NULL && saved != ENOENT)
+        fprintf(log, "exitprobe: cannot remove the stale cgroup %s/%s: %s\n", base, de->d_name,
+                strerror(saved));
       continue;
     }
     removed++;
@@ -264,7 +276,10 @@ size_t leftovers_sweep_cgroups(const char *base, FILE *log) {
             steps == 1 ? "" : "s");
     if (killed > 0)
       fprintf(log, ", %zu process%s killed", killed, killed == 1 ? "" : "es");
-    fprintf(log, "), left by exitprobe process %ld, which is gone\n", pid);
+    if (pid > 0)
+      fprintf(log, "), left by exitprobe process %ld, which is gone\n", pid);
+    else
+      fprintf(log, "), left by a run that is gone\n");
   }
   closedir(d);
   return removed;

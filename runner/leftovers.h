@@ -16,9 +16,6 @@
 
 #include "error.h"
 
-/* True when no process has this pid (and it is not ours). */
-bool leftovers_pid_gone(long pid);
-
 /* Creates the run directory "<tmp_dir>/exitprobe-run-<pid>-XXXXXX" (its
  * name in path) holding an exclusive flock on it in *lock_fd: the run is
  * live for as long as that descriptor (or a copy in a forked controller)
@@ -37,10 +34,25 @@ typedef bool (*leftovers_keep_fn)(const char *dir, void *ctx);
 size_t leftovers_sweep_run_dirs(const char *tmp_dir, leftovers_keep_fn keep, void *keep_ctx,
                                 FILE *log);
 
-/* Removes the run cgroups "<name>-<pid>" directly under base (a
- * hierarchy's exitprobe/ group) whose pid is gone, with their step groups;
- * a process still in one (a step init that missed its parent's death) is
- * killed first.  Returns how many run groups were removed. */
+/* Removes the run cgroups directly under base (a hierarchy's exitprobe/
+ * group) whose lock is free, with their step groups; a process still in
+ * one (a step init that missed its parent's death) is killed first.  A run
+ * holds an exclusive flock on each of its run groups (cgroupfs supports
+ * it) for as long as it lives.  Returns how many run groups were removed. */
 size_t leftovers_sweep_cgroups(const char *base, FILE *log);
+
+/* A shared lock on a hierarchy's exitprobe/ base (-1 if it is gone): held
+ * while a run makes its run group and locks it, so that no sweep (which
+ * holds the base exclusively) sees the group in between. */
+int leftovers_hold_cgroup_base(const char *base);
+
+/* Locks a directory just created at path for the life of the returned
+ * descriptor; -1 when it could not be locked or is no longer the one at
+ * path (a sweep removed it while it was still unlocked: make it again). */
+int leftovers_lock_new_dir(const char *path);
+
+/* The directory name under dir_fd, opened and locked by us, when nobody
+ * holds its lock (its run is gone); -1 when it is live or gone. */
+int leftovers_lock_if_stale_at(int dir_fd, const char *name);
 
 #endif

@@ -1592,6 +1592,66 @@ static pid_t dead_pid(void) {
   return pid;
 }
 
+/* The same for run cgroups: a live run in another PID namespace holds the
+ * lock on its group, whatever the pid in the group's name says here; the
+ * process in it is left alone.  Unlocked, the group is a leftover. */
+static void test_live_cgroup_of_another_pid_namespace_kept(void **state) {
+  struct fixture *fx = *state;
+  skip_without_sandbox();
+  char base[PATH_MAX];
+  exitprobe_cgroup_base(base, sizeof(base));
+  if (base[0] == '\0' || (mkdir(base, 0755) < 0 && errno != EEXIST)) {
+    print_message("skipped: no pids or cgroup2 hierarchy to make a group in (%s)\n", base);
+    skip();
+  }
+  pid_t gone = dead_pid();
+  if (snprintf(fx->stale_group, sizeof(fx->stale_group), "%s/hostile-otherns-%ld", base, (long)gone) >=
+      (int)sizeof(fx->stale_group))
+    fail_msg("cgroup path too long: %s", base);
+  char procs[PATH_MAX + 32];
+  snprintf(procs, sizeof(procs), "%s/cgroup.procs", fx->stale_group);
+  if (mkdir(fx->stale_group, 0755) < 0) {
+    int e = errno;
+    fx->stale_group[0] = '\0';
+    print_message("skipped: cannot make a cgroup under %s: %s\n", base, strerror(e));
+    skip();
+  }
+  int lock = open(fx->stale_group, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(lock >= 0);
+  assert_int_equal(flock(lock, LOCK_EX), 0);
+  fx->sleeper = fork();
+  assert_true(fx->sleeper >= 0);
+  if (fx->sleeper == 0) {
+    for (;;)
+      pause();
+  }
+  FILE *f = fopen(procs, "w");
+  assert_non_null(f);
+  fprintf(f, "%ld\n", (long)fx->sleeper);
+  assert_int_equal(fclose(f), 0);
+
+  struct run *next = &fx->runs[0];
+  run_seed_after(next, true);
+  bool alive = waitpid(fx->sleeper, NULL, WNOHANG) == 0;
+  bool kept = host_path_exists(fx->stale_group);
+  bool said = strstr(next->err, "hostile-otherns-") != NULL;
+  /* Out of the group, and the lock given up: now it is a leftover. */
+  kill(fx->sleeper, SIGKILL);
+  waitpid(fx->sleeper, NULL, 0);
+  fx->sleeper = 0;
+  close(lock);
+  struct run *after = &fx->runs[1];
+  run_seed_after(after, true);
+  bool removed_after = !host_path_exists(fx->stale_group);
+  if (!alive || !kept || said)
+    fail_msg("a live (locked) run cgroup was swept (process alive: %d, group kept: %d); the "
+             "run said:\n%s",
+             alive, kept, next->err);
+  if (!removed_after)
+    fail_msg("the cgroup was not removed once its lock was free; the run said:\n%s", after->err);
+  fx->stale_group[0] = '\0';
+}
+
 /* A run group whose exitprobe is gone but whose step still has a process
  * (a step init that missed its runner's death, or one someone moved in):
  * the next run kills it, removes the groups and says so. */
@@ -1605,7 +1665,9 @@ static void test_stale_cgroup_member_killed_and_reported(void **state) {
     skip();
   }
   pid_t gone = dead_pid();
-  snprintf(fx->stale_group, sizeof(fx->stale_group), "%s/hostile-stale-%ld", base, (long)gone);
+  if (snprintf(fx->stale_group, sizeof(fx->stale_group), "%s/hostile-stale-%ld", base, (long)gone) >=
+      (int)sizeof(fx->stale_group))
+    fail_msg("cgroup path too long: %s", base);
   char step[PATH_MAX + 8], procs[PATH_MAX + 32];
   snprintf(step, sizeof(step), "%s/step", fx->stale_group);
   snprintf(procs, sizeof(procs), "%s/cgroup.procs", step);
@@ -1678,6 +1740,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_sigkill_leaves_no_process_and_stale_cgroup_swept,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_live_run_dir_of_another_pid_namespace_kept,
+                                      fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_live_cgroup_of_another_pid_namespace_kept,
                                       fixture_setup, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_stale_cgroup_member_killed_and_reported, fixture_setup,
                                       fixture_teardown),
