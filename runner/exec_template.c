@@ -54,8 +54,17 @@ int bind_inputs(const struct wf_template *t, const struct wf_parameter *args, si
         value = args[a].value;
       }
     }
-    if (value == NULL)
+    if (value == NULL) {
       value = in->value ? in->value : in->default_value;
+      /* Argo substitutes the global scope into the whole template, its
+       * input values and defaults included, before it binds the inputs
+       * (ProcessArgs / substituteParams). */
+      if (value != NULL && out->parent != NULL) {
+        if (subst(value, out->parent, &resolved, why) < 0)
+          return -1;
+        value = resolved;
+      }
+    }
     if (value == NULL) {
       *why = xasprintf("inputs.parameters.%s was not supplied", in->name);
       return -1;
