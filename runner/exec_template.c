@@ -376,8 +376,12 @@ static void settle_or_retry(struct controller *c, struct wf_node *node,
   var_scope_set(&scope, "lastRetry.exitCode", buf);
   var_scope_set(&scope, "lastRetry.status", node_phase_name(last->phase));
   var_scope_set(&scope, "lastRetry.message", last->message ? last->message : "");
-  snprintf(buf, sizeof(buf), "%f",
-           (double)(last->finished_at_us - last->started_at_us) / 1e6);
+  /* Argo computes FinishedAt - StartedAt from times it stores in whole
+   * seconds (the node's persisted startedAt, the container's termination
+   * time), and fmt.Sprint prints a whole float64 without a fraction: "3",
+   * which asInt() accepts (expr-lang's int() is strconv.Atoi on a string). */
+  snprintf(buf, sizeof(buf), "%lld",
+           (long long)(last->finished_at_us / 1000000 - last->started_at_us / 1000000));
   var_scope_set(&scope, "lastRetry.duration", buf);
   if (r->limit != NULL) {
     char *text = NULL;
@@ -400,7 +404,19 @@ static void settle_or_retry(struct controller *c, struct wf_node *node,
     struct retry_lookup l = {&scope};
     bool ok = false;
     ep_error *e = NULL;
-    if (expr_eval_bool(r->expression, EXPR_EXPRLANG, lookup_scope, &l, &ok, &e) < 0) {
+    char *expression = NULL;
+    /* The retryStrategy is part of the template Argo substitutes its
+     * inputs into, so {{inputs.parameters.X}} is text by the time the
+     * expression is compiled. */
+    if (subst(r->expression, &scope, &expression, &why) < 0) {
+      char *msg = xasprintf("retryStrategy.expression: %s", why);
+      node_finish(node, PHASE_ERROR, msg);
+      free(msg);
+      goto out;
+    }
+    int rc = expr_eval_bool(expression, EXPR_EXPRLANG, lookup_scope, &l, &ok, &e);
+    free(expression);
+    if (rc < 0) {
       char *msg = xasprintf("retryStrategy.expression: %s", e->message);
       node_finish(node, PHASE_ERROR, msg);
       free(msg);
