@@ -18,6 +18,11 @@ struct parse_ctx {
   const char *file;
   struct workflow *wf;
   ep_error **err;
+  const char *tmpl_name; /* the template being parsed, to name its inline templates */
+  /* Inline templates of steps and tasks, parsed while wf->templates is being
+   * filled in place, so appended to it once every template is parsed. */
+  struct wf_template *inlines;
+  size_t n_inlines;
 };
 
 
@@ -456,9 +461,67 @@ static const struct field_rule step_fields[] = {
     {"depends", FIELD_USED},
     {"dependencies", FIELD_USED},
     {"templateRef", FIELD_UNSUPPORTED},
-    {"inline", FIELD_UNSUPPORTED},
+    {"inline", FIELD_USED},
     {NULL, 0},
 };
+
+static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
+                          struct wf_template *t);
+static void template_free(struct wf_template *t);
+
+/* An `inline` template of a step or task: a template without a name of its
+ * own, run like a named one (Argo's Inline field).  It gets a name no
+ * spec.templates entry can have, so that the rest of the runner looks it up
+ * like any other. */
+static int parse_inline(struct parse_ctx *ctx, const struct ydoc_node *n, const char *what,
+                        struct wf_step *s) {
+  struct wf_template t = {0};
+  t.name = xasprintf("%s%s.%s", WF_INLINE_TEMPLATE_PREFIX,
+                     ctx->tmpl_name + (strncmp(ctx->tmpl_name, WF_INLINE_TEMPLATE_PREFIX,
+                                               strlen(WF_INLINE_TEMPLATE_PREFIX)) == 0
+                                           ? strlen(WF_INLINE_TEMPLATE_PREFIX)
+                                           : 0),
+                     s->name);
+  for (size_t i = 0; i < ctx->n_inlines; i++)
+    if (strcmp(ctx->inlines[i].name, t.name) == 0) {
+      free(t.name);
+      return fail_at(ctx, n, "%s name '%s' is not unique in template '%s'", what, s->name,
+                     ctx->tmpl_name);
+    }
+  const char *outer = ctx->tmpl_name;
+  int rc = parse_template(ctx, n, &t);
+  ctx->tmpl_name = outer;
+  if (rc < 0) {
+    template_free(&t);
+    return -1;
+  }
+  s->template_name = xstrdup(t.name);
+  s->template_pos = pos_of(n);
+  ctx->inlines = xreallocarray(ctx->inlines, ctx->n_inlines + 1, sizeof(*ctx->inlines));
+  ctx->inlines[ctx->n_inlines++] = t;
+  return 0;
+}
+
+static void append_inlines(struct parse_ctx *ctx) {
+  struct workflow *wf = ctx->wf;
+  if (ctx->n_inlines == 0)
+    return;
+  wf->templates =
+      xreallocarray(wf->templates, wf->n_templates + ctx->n_inlines, sizeof(*wf->templates));
+  memcpy(&wf->templates[wf->n_templates], ctx->inlines, ctx->n_inlines * sizeof(*ctx->inlines));
+  wf->n_templates += ctx->n_inlines;
+  free(ctx->inlines);
+  ctx->inlines = NULL;
+  ctx->n_inlines = 0;
+}
+
+static void discard_inlines(struct parse_ctx *ctx) {
+  for (size_t i = 0; i < ctx->n_inlines; i++)
+    template_free(&ctx->inlines[i]);
+  free(ctx->inlines);
+  ctx->inlines = NULL;
+  ctx->n_inlines = 0;
+}
 
 /* Kubernetes names for steps: DNS-1123-ish, since node and pod names derive from them. */
 static bool valid_step_name(const char *s) {
@@ -596,11 +659,19 @@ static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, bool is_
     return fail_at(ctx, v, "%s name '%s' is invalid: use letters, digits, '-' and '_'", what,
                    s->name);
   v = ydoc_get(n, "template");
-  if (v == NULL)
-    return fail_at(ctx, n, "%s '%s' needs a template", what, s->name);
-  s->template_pos = pos_of(v);
-  if (get_string(ctx, v, "template", &s->template_name) < 0)
-    return -1;
+  const struct ydoc_node *inl = ydoc_get(n, "inline");
+  if (v != NULL && inl != NULL)
+    return fail_at(ctx, inl, "%s '%s' has both template and inline: give one", what, s->name);
+  if (inl != NULL) {
+    if (parse_inline(ctx, inl, what, s) < 0)
+      return -1;
+  } else {
+    if (v == NULL)
+      return fail_at(ctx, n, "%s '%s' needs a template", what, s->name);
+    s->template_pos = pos_of(v);
+    if (get_string(ctx, v, "template", &s->template_name) < 0)
+      return -1;
+  }
   if ((v = ydoc_get(n, "arguments")) != NULL &&
       parse_io(ctx, v, "arguments", &s->arguments, &s->n_arguments) < 0)
     return -1;
@@ -998,10 +1069,13 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
   t->pos = pos_of(n);
   t->node = n;
   const struct ydoc_node *v = ydoc_get(n, "name");
-  if (v == NULL)
-    return fail_at(ctx, n, "a template needs a name");
-  if (get_string(ctx, v, "template name", &t->name) < 0)
-    return -1;
+  if (t->name == NULL) { /* an inline template comes named */
+    if (v == NULL)
+      return fail_at(ctx, n, "a template needs a name");
+    if (get_string(ctx, v, "template name", &t->name) < 0)
+      return -1;
+  }
+  ctx->tmpl_name = t->name;
   if (check_fields(ctx, n, "template", template_fields) < 0)
     return -1;
   const struct ydoc_node *container = ydoc_get(n, "container"), *script = ydoc_get(n, "script"),
@@ -1103,6 +1177,7 @@ int workflow_add_template(struct workflow *wf, const char *file, const struct yd
   struct wf_template t = {0};
   if (parse_template(&ctx, n, &t) < 0) {
     template_free(&t);
+    discard_inlines(&ctx);
     return -1;
   }
   if (workflow_find_template(wf, t.name) != NULL) {
@@ -1113,6 +1188,7 @@ int workflow_add_template(struct workflow *wf, const char *file, const struct yd
   }
   wf->templates = xreallocarray(wf->templates, wf->n_templates + 1, sizeof(*wf->templates));
   wf->templates[wf->n_templates++] = t;
+  append_inlines(&ctx);
   return 0;
 }
 
@@ -1878,9 +1954,12 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
   wf->templates = xcalloc(v->n_items, sizeof(*wf->templates));
   for (size_t i = 0; i < v->n_items; i++) {
     wf->n_templates++;
-    if (parse_template(ctx, v->items[i], &wf->templates[i]) < 0)
+    if (parse_template(ctx, v->items[i], &wf->templates[i]) < 0) {
+      discard_inlines(ctx);
       return -1;
+    }
   }
+  append_inlines(ctx);
   if (volumes_validate(wf, ctx->err) < 0)
     return -1;
   return validate(ctx);

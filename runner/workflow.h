@@ -137,6 +137,11 @@ struct wf_step_group {
   struct src_pos pos;
 };
 
+/* The name given to an `inline` template of a step or task ("inline:"
+ * parent "." step): Argo's inline templates have none, and no name in
+ * spec.templates can hold a ':'. */
+#define WF_INLINE_TEMPLATE_PREFIX "inline:"
+
 struct wf_template {
   char *name;
   enum wf_template_kind kind;
