@@ -150,6 +150,47 @@ static void copy_outputs(struct wf_node *to, const struct wf_node *from) {
   }
 }
 
+/* A suspend node that resumes without supplied values (its duration ran
+ * out): each valueFrom.supplied output takes its default, and one without a
+ * default cannot be resumed (Argo's OverrideOutputParametersWithDefault). */
+static void finish_resumed_suspend(struct wf_node *node, const struct wf_template *t) {
+  struct name_value *values = xcalloc(t->n_outputs ? t->n_outputs : 1, sizeof(*values));
+  size_t n = 0;
+  for (size_t i = 0; i < t->n_outputs; i++) {
+    const struct wf_parameter *p = &t->outputs[i];
+    if (!p->value_from_supplied)
+      continue;
+    if (p->value_from_default == NULL) {
+      char *msg = xasprintf("raw output parameter '%s' has not been set and does not have a "
+                            "default value",
+                            p->name);
+      node_finish(node, PHASE_ERROR, msg);
+      free(msg);
+      for (size_t k = 0; k < n; k++) {
+        free(values[k].name);
+        free(values[k].value);
+      }
+      free(values);
+      return;
+    }
+    values[n].name = xstrdup(p->name);
+    values[n].value = xstrdup(p->value_from_default);
+    n++;
+  }
+  if (n > 0) {
+    for (size_t i = 0; i < node->n_output_parameters; i++) {
+      free(node->output_parameters[i].name);
+      free(node->output_parameters[i].value);
+    }
+    free(node->output_parameters);
+    node->output_parameters = values;
+    node->n_output_parameters = n;
+  } else {
+    free(values);
+  }
+  node_finish(node, PHASE_SUCCEEDED, NULL);
+}
+
 static void execute_suspend(struct controller *c, struct wf_node *node,
                             const struct wf_template *t, const struct var_scope *inputs,
                             const struct exec_ctx *x) {
@@ -178,7 +219,7 @@ static void execute_suspend(struct controller *c, struct wf_node *node,
   free(text);
   int64_t until = node->started_at_us + (int64_t)(secs * 1e6 * c->opts->time_scale);
   if (now_realtime_us() >= until)
-    node_finish(node, PHASE_SUCCEEDED, NULL);
+    finish_resumed_suspend(node, t);
   else
     want_wakeup(c, until);
 }

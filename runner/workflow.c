@@ -147,7 +147,7 @@ static const struct field_rule value_from_fields[] = {
     {"path", FIELD_USED},          {"default", FIELD_USED},
     {"parameter", FIELD_USED},     {"jsonPath", FIELD_USED},
     {"jqFilter", FIELD_USED},      {"expression", FIELD_USED},
-    {"event", FIELD_UNSUPPORTED},  {"supplied", FIELD_UNSUPPORTED},
+    {"event", FIELD_UNSUPPORTED},  {"supplied", FIELD_USED},
     {"configMapKeyRef", FIELD_UNSUPPORTED}, {NULL, 0},
 };
 
@@ -189,6 +189,7 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
     const struct ydoc_node *from = ydoc_get(v, "parameter"), *expr = ydoc_get(v, "expression");
     /* Resource templates' sources: only a mock gives such a parameter a value. */
     p->value_from_resource = ydoc_get(v, "jsonPath") != NULL || ydoc_get(v, "jqFilter") != NULL;
+    p->value_from_supplied = ydoc_get(v, "supplied") != NULL;
     if (from != NULL &&
         get_string(ctx, from, "valueFrom.parameter", &p->value_from_parameter) < 0)
       return -1;
@@ -200,9 +201,15 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
       return -1;
     if (def != NULL && p->default_value == NULL)
       p->default_value = xstrdup(p->value_from_default);
-    if ((path != NULL) + (from != NULL) + (expr != NULL) + p->value_from_resource > 1)
+    if ((path != NULL) + (from != NULL) + (expr != NULL) + p->value_from_resource +
+            p->value_from_supplied >
+        1)
       return fail_at(ctx, v, "%s: multiple valueFrom types specified. choose one of: path, "
-                             "parameter, expression",
+                             "parameter, expression, supplied",
+                     where);
+    if (p->value_from_supplied && strcmp(where, "outputs") != 0)
+      return fail_at(ctx, ydoc_get(v, "supplied"),
+                     "%s: valueFrom.supplied is only valid in the outputs of a suspend template",
                      where);
     if (p->value != NULL && strcmp(where, "outputs") == 0)
       return fail_at(ctx, n, "%s: parameter '%s' has both valueFrom and value specified, "
@@ -1038,6 +1045,11 @@ static int check_output_source(struct parse_ctx *ctx, const struct wf_template *
   if (kind_name != NULL && (strcmp(kind_name, "HTTP") == 0 || strcmp(kind_name, "Plugin") == 0 ||
                             strcmp(kind_name, "Resource") == 0))
     return 0;
+  if (p->value_from_supplied && (kind_name == NULL || strcmp(kind_name, "Suspend") != 0))
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s: valueFrom.supplied is only valid in "
+                       "suspend templates",
+                       t->name, p->name);
   if (p->value_from_resource)
     return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
                        "templates.%s.outputs.parameters.%s: valueFrom.jsonPath and jqFilter "

@@ -31,6 +31,7 @@ struct wf_parameter {
   char *value_from_default;
   bool has_value_from;
   bool value_from_resource; /* valueFrom.jsonPath or jqFilter (resource templates) */
+  bool value_from_supplied; /* valueFrom.supplied: given when a suspend node is resumed */
   char *global_name;
   struct src_pos pos;
   struct src_pos value_pos; /* of `value:`; 0:0 when absent or given with -p */
