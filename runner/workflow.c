@@ -23,6 +23,7 @@ struct parse_ctx {
    * filled in place, so appended to it once every template is parsed. */
   struct wf_template *inlines;
   size_t n_inlines;
+  const struct ydoc_node *template_defaults; /* spec.templateDefaults, or NULL */
 };
 
 
@@ -1074,10 +1075,46 @@ static int check_output_source(struct parse_ctx *ctx, const struct wf_template *
   return 0;
 }
 
+static bool is_body_key(const char *key) {
+  static const char *const bodies[] = {"container", "script",   "steps",        "dag",  "suspend",
+                                       "resource",  "http",     "plugin",       "data",
+                                       "containerSet", NULL};
+  for (size_t i = 0; bodies[i]; i++)
+    if (strcmp(key, bodies[i]) == 0)
+      return true;
+  return false;
+}
+
+/* Which spec.templateDefaults fields a template takes: never a name, a body
+ * only of its own kind (Argo restores the template's type after the merge),
+ * and the pod deadlines only on leaves, where they mean something (Argo's
+ * validation, which refuses them on steps and DAGs, runs before the merge). */
+static bool default_applies(const char *key, void *ctx) {
+  const struct ydoc_node *tmpl = ctx;
+  if (strcmp(key, "name") == 0)
+    return false;
+  if (is_body_key(key))
+    return ydoc_get(tmpl, key) != NULL;
+  if (strcmp(key, "timeout") == 0 || strcmp(key, "activeDeadlineSeconds") == 0)
+    return ydoc_get(tmpl, "container") != NULL || ydoc_get(tmpl, "script") != NULL ||
+           ydoc_get(tmpl, "resource") != NULL || ydoc_get(tmpl, "http") != NULL ||
+           ydoc_get(tmpl, "plugin") != NULL;
+  return true;
+}
+
 static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
                           struct wf_template *t) {
   if (expect_kind(ctx, n, YDOC_MAPPING, "template") < 0)
     return -1;
+  if (ctx->template_defaults != NULL) {
+    /* Argo merges spec.templateDefaults under every template, the
+     * template's own fields winning (mergedTemplateDefaultsInto). */
+    const struct ydoc_node *merged =
+        ydoc_merge(ctx->wf->doc, ctx->template_defaults, n, default_applies, (void *)n);
+    if (merged == NULL)
+      return fail_at(ctx, n, "out of memory merging spec.templateDefaults");
+    n = merged;
+  }
   t->pos = pos_of(n);
   t->node = n;
   const struct ydoc_node *v = ydoc_get(n, "name");
@@ -1355,7 +1392,7 @@ static const struct field_rule spec_fields[] = {
     {"volumes", FIELD_USED},
     {"volumeClaimTemplates", FIELD_USED},
     {"workflowTemplateRef", FIELD_UNSUPPORTED},
-    {"templateDefaults", FIELD_UNSUPPORTED},
+    {"templateDefaults", FIELD_USED},
     {"suspend", FIELD_UNSUPPORTED},
     {"shutdown", FIELD_UNSUPPORTED},
     {"synchronization", FIELD_UNSUPPORTED},
@@ -1956,6 +1993,11 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
   if ((v = ydoc_get(spec, "volumeClaimTemplates")) != NULL &&
       volumes_parse_claim_templates(ctx->file, v, &wf->volumes, &wf->n_volumes, ctx->err) < 0)
     return -1;
+  if ((v = ydoc_get(spec, "templateDefaults")) != NULL && !ydoc_is_null(v)) {
+    if (expect_kind(ctx, v, YDOC_MAPPING, "spec.templateDefaults") < 0)
+      return -1;
+    ctx->template_defaults = v;
+  }
   v = ydoc_get(spec, "templates");
   if (v == NULL || ydoc_is_null(v))
     return fail_at(ctx, spec, "spec.templates is required");
