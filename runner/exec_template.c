@@ -580,6 +580,56 @@ static void execute_with_retries(struct controller *c, struct wf_node *node,
   }
 }
 
+#define LOCK_WAIT_PREFIX "Waiting for "
+
+static bool template_holds(const struct wf_template *t, const char *mutex) {
+  for (size_t i = 0; t != NULL && i < t->n_mutexes; i++)
+    if (strcmp(t->mutexes[i], mutex) == 0)
+      return true;
+  return false;
+}
+
+/* Argo's template-level mutex: a node takes every mutex of its template
+ * before it runs and holds them until it is fulfilled; meanwhile another
+ * node wanting one waits Pending with Argo's message (a mutex is a
+ * semaphore of limit 1, named <namespace>/Mutex/<name>).  Holding is read
+ * off the nodes, so a resumed run needs no lock table. */
+static bool take_mutexes(struct controller *c, struct wf_node *node, const struct wf_template *t,
+                         const struct exec_ctx *x) {
+  for (size_t m = 0; m < t->n_mutexes; m++) {
+    for (size_t i = 0; i < c->st->n_nodes; i++) {
+      const struct wf_node *n = c->st->nodes[i];
+      if (n == node || node_phase_fulfilled(n->phase) || n->retried || n->template_name == NULL)
+        continue;
+      if (n->phase == PHASE_PENDING && n->message != NULL &&
+          strncmp(n->message, LOCK_WAIT_PREFIX, strlen(LOCK_WAIT_PREFIX)) == 0)
+        continue; /* waiting itself */
+      if (!template_holds(workflow_find_template(c->wf, n->template_name), t->mutexes[m]))
+        continue;
+      if (shutdown_applies(c, x)) {
+        node_finish(node, PHASE_FAILED, c->terminating ? "Stopped with strategy 'Terminate'"
+                                                       : "Stopped with strategy 'Stop'");
+        return false;
+      }
+      if (c->deadline_passed && !x->in_exit_handler) {
+        node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
+        return false;
+      }
+      char *msg = xasprintf(LOCK_WAIT_PREFIX "%s/Mutex/%s lock. Lock status: 0/1",
+                            c->wf->namespace_ ? c->wf->namespace_ : "default", t->mutexes[m]);
+      if (node->message == NULL || strcmp(node->message, msg) != 0) {
+        node_set_message(node, msg);
+        c->changed = true;
+      }
+      free(msg);
+      return false;
+    }
+  }
+  if (node->message != NULL && strncmp(node->message, LOCK_WAIT_PREFIX, strlen(LOCK_WAIT_PREFIX)) == 0)
+    node_set_message(node, NULL);
+  return true;
+}
+
 struct wf_node *execute_template(struct controller *c, const char *name, const char *display,
                                  const struct wf_template *t, const struct var_scope *inputs,
                                  struct wf_node *parent, const struct exec_ctx *x) {
@@ -599,6 +649,8 @@ struct wf_node *execute_template(struct controller *c, const char *name, const c
     node_finish(node, PHASE_ERROR, "maximum recursion depth exceeded");
     return node;
   }
+  if (!is_attempt && t->n_mutexes > 0 && !take_mutexes(c, node, t, x))
+    return node;
   c->depth++;
   if (r != NULL && !is_attempt)
     execute_with_retries(c, node, t, r, inputs, x);

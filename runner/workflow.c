@@ -983,7 +983,7 @@ static const struct field_rule template_fields[] = {
     {"sidecars", FIELD_UNSUPPORTED},
     {"initContainers", FIELD_UNSUPPORTED},
     {"volumes", FIELD_USED},
-    {"synchronization", FIELD_UNSUPPORTED},
+    {"synchronization", FIELD_USED},
     {"memoize", FIELD_UNSUPPORTED},
     {"hooks", FIELD_UNSUPPORTED},
     {NULL, 0},
@@ -991,6 +991,9 @@ static const struct field_rule template_fields[] = {
 
 static void template_free(struct wf_template *t) {
   free(t->name);
+  for (size_t i = 0; i < t->n_mutexes; i++)
+    free(t->mutexes[i]);
+  free(t->mutexes);
   for (size_t i = 0; i < t->n_inputs; i++)
     parameter_free(&t->inputs[i]);
   free(t->inputs);
@@ -1072,6 +1075,57 @@ static int check_output_source(struct parse_ctx *ctx, const struct wf_template *
                        "templates.%s.outputs.parameters.%s: valueFrom.path is only valid in "
                        "container and script templates",
                        t->name, p->name);
+  return 0;
+}
+
+/* One mutex: {name, namespace?, database?}.  A database-backed mutex
+ * (multi-cluster) behaves like any other within a single local run. */
+static int parse_mutex(struct parse_ctx *ctx, const struct ydoc_node *m, const char *what,
+                       char ***names, size_t *n_names) {
+  static const struct field_rule fields[] = {{"name", FIELD_USED},
+                                             {"namespace", FIELD_NO_LOCAL_EFFECT},
+                                             {"database", FIELD_NO_LOCAL_EFFECT},
+                                             {NULL, 0}};
+  if (expect_kind(ctx, m, YDOC_MAPPING, what) < 0 || check_fields(ctx, m, what, fields) < 0)
+    return -1;
+  const struct ydoc_node *name = ydoc_get(m, "name");
+  if (name == NULL || ydoc_is_null(name))
+    return fail_at(ctx, m, "%s needs a name", what);
+  char *text = NULL;
+  if (get_string(ctx, name, "mutex name", &text) < 0)
+    return -1;
+  *names = xreallocarray(*names, *n_names + 1, sizeof(**names));
+  (*names)[(*n_names)++] = text;
+  return 0;
+}
+
+/* synchronization: mutexes are honoured (a run is one workflow, so only a
+ * template's mutex can ever be contended); semaphores count against a
+ * ConfigMap's limit, which a local run does not have. */
+static int parse_synchronization(struct parse_ctx *ctx, const struct ydoc_node *n,
+                                 const char *where, char ***names, size_t *n_names) {
+  static const struct field_rule fields[] = {{"mutex", FIELD_USED},
+                                             {"mutexes", FIELD_USED},
+                                             {"semaphore", FIELD_USED},
+                                             {"semaphores", FIELD_USED},
+                                             {NULL, 0}};
+  if (expect_kind(ctx, n, YDOC_MAPPING, where) < 0 || check_fields(ctx, n, where, fields) < 0)
+    return -1;
+  const struct ydoc_node *v;
+  if ((v = ydoc_get(n, "semaphore")) != NULL || (v = ydoc_get(n, "semaphores")) != NULL)
+    return fail_at(ctx, v, "'%s' semaphores are not supported: their limit lives in a ConfigMap "
+                           "of the cluster; use a mutex, or parallelism",
+                   where);
+  if ((v = ydoc_get(n, "mutex")) != NULL && !ydoc_is_null(v) &&
+      parse_mutex(ctx, v, "synchronization.mutex", names, n_names) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "mutexes")) != NULL && !ydoc_is_null(v)) {
+    if (expect_kind(ctx, v, YDOC_SEQUENCE, "synchronization.mutexes") < 0)
+      return -1;
+    for (size_t i = 0; i < v->n_items; i++)
+      if (parse_mutex(ctx, v->items[i], "synchronization.mutexes[]", names, n_names) < 0)
+        return -1;
+  }
   return 0;
 }
 
@@ -1182,6 +1236,9 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
       volumes_parse(ctx->file, v, "volumes", &t->volumes, &t->n_volumes, ctx->err) < 0)
     return -1;
   if ((v = ydoc_get(n, "failFast")) != NULL && get_bool(ctx, v, "failFast", &t->fail_fast) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "synchronization")) != NULL && !ydoc_is_null(v) &&
+      parse_synchronization(ctx, v, "synchronization", &t->mutexes, &t->n_mutexes) < 0)
     return -1;
   if ((v = ydoc_get(n, "inputs")) != NULL && parse_io(ctx, v, "inputs", &t->inputs, &t->n_inputs) < 0)
     return -1;
@@ -1395,7 +1452,7 @@ static const struct field_rule spec_fields[] = {
     {"templateDefaults", FIELD_USED},
     {"suspend", FIELD_UNSUPPORTED},
     {"shutdown", FIELD_UNSUPPORTED},
-    {"synchronization", FIELD_UNSUPPORTED},
+    {"synchronization", FIELD_USED},
     {"podSpecPatch", FIELD_NO_LOCAL_EFFECT},
     {NULL, 0},
 };
@@ -1980,6 +2037,18 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
   if ((v = ydoc_get(spec, "activeDeadlineSeconds")) != NULL &&
       get_string(ctx, v, "spec.activeDeadlineSeconds", &wf->active_deadline_seconds) < 0)
     return -1;
+  if ((v = ydoc_get(spec, "synchronization")) != NULL && !ydoc_is_null(v)) {
+    /* A workflow-level mutex is taken by the whole run, the only workflow
+     * there is: it is always free, so it is checked and has no effect. */
+    char **names = NULL;
+    size_t n_names = 0;
+    int rc = parse_synchronization(ctx, v, "spec.synchronization", &names, &n_names);
+    for (size_t i = 0; i < n_names; i++)
+      free(names[i]);
+    free(names);
+    if (rc < 0)
+      return -1;
+  }
   if ((v = ydoc_get(spec, "retryStrategy")) != NULL && parse_retry(ctx, v, &wf->retry) < 0)
     return -1;
   if ((v = ydoc_get(spec, "arguments")) != NULL &&

@@ -169,6 +169,8 @@ struct wf_template {
   size_t n_mounts;
   struct wf_volume *volumes; /* template-level volumes */
   size_t n_volumes;
+  char **mutexes; /* synchronization.mutex(es) names: held while the node runs */
+  size_t n_mutexes;
 
   struct src_pos body_pos; /* resource / http / plugin: the key of the body */
 
