@@ -239,7 +239,8 @@ static int parse_parameters(struct parse_ctx *ctx, const struct ydoc_node *n, co
   return 0;
 }
 
-/* "parameters" under arguments/inputs/outputs; artifacts are not supported yet. */
+/* "parameters" under arguments/inputs/outputs; artifacts only as raw
+ * inputs (parse_input_artifacts), since the others need a repository. */
 static int parse_io(struct parse_ctx *ctx, const struct ydoc_node *n, const char *where,
                     struct wf_parameter **out, size_t *n_out) {
   static const struct field_rule io_fields[] = {
@@ -249,9 +250,15 @@ static int parse_io(struct parse_ctx *ctx, const struct ydoc_node *n, const char
       {"exitCode", FIELD_NO_LOCAL_EFFECT},
       {NULL, 0},
   };
+  static const struct field_rule input_fields[] = {
+      {"parameters", FIELD_USED},
+      {"artifacts", FIELD_USED},
+      {NULL, 0},
+  };
   if (n == NULL || ydoc_is_null(n))
     return 0;
-  if (expect_kind(ctx, n, YDOC_MAPPING, where) < 0 || check_fields(ctx, n, where, io_fields) < 0)
+  if (expect_kind(ctx, n, YDOC_MAPPING, where) < 0 ||
+      check_fields(ctx, n, where, strcmp(where, "inputs") == 0 ? input_fields : io_fields) < 0)
     return -1;
   const struct ydoc_node *artifacts = ydoc_get(n, "artifacts");
   (void)artifacts;
@@ -989,8 +996,17 @@ static const struct field_rule template_fields[] = {
     {NULL, 0},
 };
 
+static void artifact_free(struct wf_artifact *a) {
+  free(a->name);
+  free(a->path);
+  free(a->raw_data);
+}
+
 static void template_free(struct wf_template *t) {
   free(t->name);
+  for (size_t i = 0; i < t->n_input_artifacts; i++)
+    artifact_free(&t->input_artifacts[i]);
+  free(t->input_artifacts);
   for (size_t i = 0; i < t->n_mutexes; i++)
     free(t->mutexes[i]);
   free(t->mutexes);
@@ -1129,6 +1145,81 @@ static int parse_synchronization(struct parse_ctx *ctx, const struct ydoc_node *
   return 0;
 }
 
+/* An absolute path without "." or ".." components, as the mount code needs. */
+static bool artifact_path_ok(const char *path) {
+  if (path[0] != '/' || strcmp(path, "/") == 0 || path[strlen(path) - 1] == '/')
+    return false;
+  for (const char *p = path; *p; p++)
+    if (p[0] == '/' && (p[1] == '/' || (p[1] == '.' && (p[2] == '/' || p[2] == '\0')) ||
+                        (p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
+      return false;
+  return true;
+}
+
+/* inputs.artifacts: only raw ones, whose content is in the workflow; any
+ * other source (s3, git, http, from...) needs an artifact repository. */
+static int parse_input_artifacts(struct parse_ctx *ctx, const struct ydoc_node *n,
+                                 struct wf_template *t) {
+  static const struct field_rule fields[] = {
+      {"name", FIELD_USED},       {"path", FIELD_USED},     {"raw", FIELD_USED},
+      {"mode", FIELD_NO_LOCAL_EFFECT}, {"optional", FIELD_NO_LOCAL_EFFECT},
+      {"archive", FIELD_NO_LOCAL_EFFECT}, {NULL, 0}};
+  static const struct field_rule raw_fields[] = {{"data", FIELD_USED}, {NULL, 0}};
+  if (n == NULL || ydoc_is_null(n))
+    return 0;
+  if (expect_kind(ctx, n, YDOC_SEQUENCE, "inputs.artifacts") < 0)
+    return -1;
+  t->input_artifacts = xcalloc(n->n_items ? n->n_items : 1, sizeof(*t->input_artifacts));
+  for (size_t i = 0; i < n->n_items; i++) {
+    const struct ydoc_node *a = n->items[i], *v;
+    struct wf_artifact *art = &t->input_artifacts[i];
+    t->n_input_artifacts++;
+    art->pos = pos_of(a);
+    if (expect_kind(ctx, a, YDOC_MAPPING, "inputs.artifacts[]") < 0)
+      return -1;
+    if ((v = ydoc_get(a, "name")) == NULL)
+      return fail_at(ctx, a, "inputs.artifacts[]: an artifact needs a name");
+    if (get_string(ctx, v, "artifact name", &art->name) < 0)
+      return -1;
+    const struct ydoc_node *raw = ydoc_get(a, "raw");
+    if (raw == NULL) {
+      for (size_t k = 0; k < a->n_pairs; k++) {
+        const char *key = a->pairs[k].key->scalar;
+        if (strcmp(key, "name") != 0 && strcmp(key, "path") != 0 && strcmp(key, "mode") != 0 &&
+            strcmp(key, "optional") != 0 && strcmp(key, "archive") != 0)
+          return fail_at(ctx, a->pairs[k].key,
+                         "'inputs.artifacts.%s' is not supported: only raw artifacts can run "
+                         "locally, the others need an artifact repository",
+                         key);
+      }
+      return fail_at(ctx, a, "inputs.artifacts.%s needs a source: only raw artifacts are "
+                             "supported locally",
+                     art->name);
+    }
+    if (check_fields(ctx, a, "inputs.artifacts[]", fields) < 0 ||
+        expect_kind(ctx, raw, YDOC_MAPPING, "raw") < 0 ||
+        check_fields(ctx, raw, "raw", raw_fields) < 0)
+      return -1;
+    if ((v = ydoc_get(raw, "data")) == NULL)
+      return fail_at(ctx, raw, "inputs.artifacts.%s.raw needs data", art->name);
+    if (get_string(ctx, v, "raw.data", &art->raw_data) < 0)
+      return -1;
+    if ((v = ydoc_get(a, "path")) == NULL)
+      return fail_at(ctx, a, "inputs.artifacts.%s.path not specified", art->name);
+    if (get_string(ctx, v, "artifact path", &art->path) < 0)
+      return -1;
+    if (!artifact_path_ok(art->path))
+      return fail_at(ctx, v, "inputs.artifacts.%s.path '%s' must be an absolute path to a file, "
+                             "without '.' or '..' components",
+                     art->name, art->path);
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(t->input_artifacts[k].path, art->path) == 0)
+        return fail_at(ctx, v, "inputs.artifacts.%s.path '%s' is used twice", art->name,
+                       art->path);
+  }
+  return 0;
+}
+
 static bool is_body_key(const char *key) {
   static const char *const bodies[] = {"container", "script",   "steps",        "dag",  "suspend",
                                        "resource",  "http",     "plugin",       "data",
@@ -1241,6 +1332,8 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
       parse_synchronization(ctx, v, "synchronization", &t->mutexes, &t->n_mutexes) < 0)
     return -1;
   if ((v = ydoc_get(n, "inputs")) != NULL && parse_io(ctx, v, "inputs", &t->inputs, &t->n_inputs) < 0)
+    return -1;
+  if (v != NULL && parse_input_artifacts(ctx, ydoc_get(v, "artifacts"), t) < 0)
     return -1;
   if ((v = ydoc_get(n, "outputs")) != NULL &&
       parse_io(ctx, v, "outputs", &t->outputs, &t->n_outputs) < 0)

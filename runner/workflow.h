@@ -138,6 +138,15 @@ struct wf_step_group {
   struct src_pos pos;
 };
 
+/* An input artifact with its content in the workflow (raw.data): written
+ * at path in the step before it starts.  No other kind is supported. */
+struct wf_artifact {
+  char *name;
+  char *path;     /* absolute, normalised */
+  char *raw_data; /* may hold {{...}} */
+  struct src_pos pos;
+};
+
 /* The name given to an `inline` template of a step or task ("inline:"
  * parent "." step): Argo's inline templates have none, and no name in
  * spec.templates can hold a ':'. */
@@ -169,6 +178,8 @@ struct wf_template {
   size_t n_mounts;
   struct wf_volume *volumes; /* template-level volumes */
   size_t n_volumes;
+  struct wf_artifact *input_artifacts; /* inputs.artifacts (raw only) */
+  size_t n_input_artifacts;
   char **mutexes; /* synchronization.mutex(es) names: held while the node runs */
   size_t n_mutexes;
 
