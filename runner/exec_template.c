@@ -8,6 +8,7 @@
 
 #include "controller_internal.h"
 #include "expr.h"
+#include "run_control.h"
 
 bool shutdown_applies(const struct controller *c, const struct exec_ctx *x) {
   return c->terminating || (c->stopping && !x->in_exit_handler);
@@ -150,45 +151,134 @@ static void copy_outputs(struct wf_node *to, const struct wf_node *from) {
   }
 }
 
-/* A suspend node that resumes without supplied values (its duration ran
- * out): each valueFrom.supplied output takes its default, and one without a
- * default cannot be resumed (Argo's OverrideOutputParametersWithDefault). */
-static void finish_resumed_suspend(struct wf_node *node, const struct wf_template *t) {
+static void free_values(struct name_value *values, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    free(values[k].name);
+    free(values[k].value);
+  }
+  free(values);
+}
+
+static bool set_names(const struct run_control_set *s, const struct wf_node *node) {
+  return strcmp(s->node, node->name) == 0 ||
+         (node->display_name != NULL && strcmp(s->node, node->display_name) == 0);
+}
+
+/* The valueFrom.supplied outputs of a suspend node being resumed: the last
+ * value set for it, else the default; one with neither cannot resume
+ * (Argo's ResumeWorkflow / OverrideOutputParametersWithDefault). */
+static int supplied_values(const struct wf_node *node, const struct wf_template *t,
+                           const struct run_control_set *sets, size_t n_sets,
+                           struct name_value **out, size_t *n_out, char **why) {
   struct name_value *values = xcalloc(t->n_outputs ? t->n_outputs : 1, sizeof(*values));
   size_t n = 0;
   for (size_t i = 0; i < t->n_outputs; i++) {
     const struct wf_parameter *p = &t->outputs[i];
     if (!p->value_from_supplied)
       continue;
-    if (p->value_from_default == NULL) {
-      char *msg = xasprintf("raw output parameter '%s' has not been set and does not have a "
-                            "default value",
-                            p->name);
-      node_finish(node, PHASE_ERROR, msg);
-      free(msg);
-      for (size_t k = 0; k < n; k++) {
-        free(values[k].name);
-        free(values[k].value);
-      }
-      free(values);
-      return;
+    const char *value = p->value_from_default;
+    for (size_t k = 0; k < n_sets; k++)
+      if (set_names(&sets[k], node) && strcmp(sets[k].param, p->name) == 0)
+        value = sets[k].value;
+    if (value == NULL) {
+      *why = xasprintf("raw output parameter '%s' has not been set and does not have a default "
+                       "value",
+                       p->name);
+      free_values(values, n);
+      return -1;
     }
     values[n].name = xstrdup(p->name);
-    values[n].value = xstrdup(p->value_from_default);
+    values[n].value = xstrdup(value);
     n++;
   }
+  *out = values;
+  *n_out = n;
+  return 0;
+}
+
+static void finish_resumed(struct wf_node *node, struct name_value *values, size_t n) {
   if (n > 0) {
-    for (size_t i = 0; i < node->n_output_parameters; i++) {
-      free(node->output_parameters[i].name);
-      free(node->output_parameters[i].value);
-    }
-    free(node->output_parameters);
+    free_values(node->output_parameters, node->n_output_parameters);
     node->output_parameters = values;
     node->n_output_parameters = n;
   } else {
     free(values);
   }
   node_finish(node, PHASE_SUCCEEDED, NULL);
+}
+
+/* A suspend node whose duration ran out resumes without supplied values. */
+static void finish_resumed_suspend(struct wf_node *node, const struct wf_template *t) {
+  struct name_value *values = NULL;
+  size_t n = 0;
+  char *why = NULL;
+  if (supplied_values(node, t, NULL, 0, &values, &n, &why) < 0) {
+    node_finish(node, PHASE_ERROR, why);
+    free(why);
+    return;
+  }
+  finish_resumed(node, values, n);
+}
+
+static bool active_suspend(const struct wf_node *n) {
+  return n->type == NODE_SUSPEND && n->phase == PHASE_RUNNING;
+}
+
+int resume_suspend_nodes(struct controller *c, const struct run_control_set *sets, size_t n_sets,
+                         size_t *resumed, char **why) {
+  *resumed = 0;
+  /* `argo node set` refuses what names no supplied output of a suspended node. */
+  for (size_t k = 0; k < n_sets; k++) {
+    bool found = false;
+    for (size_t i = 0; i < c->st->n_nodes && !found; i++) {
+      const struct wf_node *n = c->st->nodes[i];
+      if (!active_suspend(n) || !set_names(&sets[k], n))
+        continue;
+      const struct wf_template *t = workflow_find_template(c->wf, n->template_name);
+      for (size_t o = 0; t != NULL && o < t->n_outputs && !found; o++)
+        found = t->outputs[o].value_from_supplied && strcmp(t->outputs[o].name, sets[k].param) == 0;
+    }
+    if (!found) {
+      *why = xasprintf("--set %s.%s: no suspended node '%s' with a supplied output '%s'",
+                       sets[k].node, sets[k].param, sets[k].node, sets[k].param);
+      return -1;
+    }
+  }
+  /* All or nothing, as Argo's ResumeWorkflow updates the workflow once. */
+  size_t n_active = 0;
+  for (size_t i = 0; i < c->st->n_nodes; i++)
+    n_active += active_suspend(c->st->nodes[i]);
+  struct name_value **values = xcalloc(n_active ? n_active : 1, sizeof(*values));
+  size_t *counts = xcalloc(n_active ? n_active : 1, sizeof(*counts));
+  size_t a = 0;
+  int rc = 0;
+  for (size_t i = 0; i < c->st->n_nodes && rc == 0; i++) {
+    const struct wf_node *n = c->st->nodes[i];
+    if (!active_suspend(n))
+      continue;
+    rc = supplied_values(n, workflow_find_template(c->wf, n->template_name), sets, n_sets,
+                         &values[a], &counts[a], why);
+    if (rc == 0)
+      a++;
+  }
+  a = 0;
+  for (size_t i = 0; i < c->st->n_nodes; i++) {
+    struct wf_node *n = c->st->nodes[i];
+    if (!active_suspend(n))
+      continue;
+    if (rc == 0 && a < n_active) {
+      finish_resumed(n, values[a], counts[a]);
+      c->changed = true;
+    } else if (a < n_active && values[a] != NULL) {
+      free_values(values[a], counts[a]);
+    }
+    a++;
+  }
+  free(values);
+  free(counts);
+  if (rc == 0)
+    *resumed = n_active;
+  return rc;
 }
 
 static void execute_suspend(struct controller *c, struct wf_node *node,
