@@ -64,6 +64,7 @@ int cli_export(int argc, char **argv);
 /* `exitprobe stop RUN` / `exitprobe terminate RUN` (cli_control.c): argv[0] is the verb. */
 int cli_stop(int argc, char **argv);
 int cli_terminate(int argc, char **argv);
+int cli_resume(int argc, char **argv);
 
 /* Scenario mode of `run` (cli_scenario.c). */
 int cli_run_scenarios(struct run_args *a);

@@ -532,13 +532,27 @@ static void on_signal(struct controller *c) {
   }
 }
 
-/* `exitprobe stop` / `exitprobe terminate`: a repeated stop stays a stop. */
+/* `exitprobe stop` / `exitprobe terminate`: a repeated stop stays a stop.
+ * `exitprobe resume`: the active suspend nodes succeed; what cannot be
+ * resumed is said on stderr, since the request has no way back. */
 static void on_control(struct controller *c) {
-  enum run_control_request req = run_control_read(c->opts->control_fd);
-  if (req == RUN_CONTROL_TERMINATE)
+  struct run_control_requests req;
+  run_control_read(c->opts->control_fd, &req);
+  if (req.resume) {
+    size_t resumed = 0;
+    char *why = NULL;
+    if (resume_suspend_nodes(c, req.sets, req.n_sets, &resumed, &why) < 0) {
+      fprintf(stderr, "exitprobe: resume refused: %s\n", why);
+      free(why);
+    } else {
+      progress(c, "resume requested (exitprobe resume): %zu suspended node(s) resumed", resumed);
+    }
+  }
+  if (req.shutdown == RUN_CONTROL_TERMINATE)
     begin_shutdown(c, true, "terminate requested (exitprobe terminate)");
-  else if (req == RUN_CONTROL_STOP && !c->stopping)
+  else if (req.shutdown == RUN_CONTROL_STOP && !c->stopping)
     begin_shutdown(c, false, "stop requested (exitprobe stop)");
+  run_control_requests_free(&req);
 }
 
 static void on_timer(struct controller *c) {

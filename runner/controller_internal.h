@@ -117,6 +117,14 @@ void publish_node_global_outputs(struct controller *c, const struct wf_node *n);
 /* Begin Argo's stop or terminate (from a signal or a shutdown fault). */
 void begin_shutdown(struct controller *c, bool terminate, const char *why);
 
+/* `exitprobe resume`: Argo's `argo node set` + `argo resume` over every
+ * active suspend node, all or none: each supplied output takes the value
+ * set for it, else its default.  -1 with *why when a set names nothing or
+ * a supplied output has neither (then nothing is resumed). */
+struct run_control_set;
+int resume_suspend_nodes(struct controller *c, const struct run_control_set *sets, size_t n_sets,
+                         size_t *resumed, char **why);
+
 /* Substitute one string; on an unresolvable tag *why gets Argo's message. */
 int subst(const char *in, const struct var_scope *scope, char **out, char **why);
 

@@ -53,6 +53,29 @@ static int active_children(const struct controller *c, const struct wf_node *gro
   return active;
 }
 
+/* A failure already recorded in the group, from any step or loop expansion.
+ * Argo checks failFast before it starts each child (checkParallelism), so
+ * the expansions of a looped step after a failed one are never created. */
+static const struct wf_node *recorded_failure(const struct controller *c,
+                                              const struct wf_node *group,
+                                              const struct wf_step_group *g) {
+  size_t group_len = strlen(group->name);
+  for (size_t i = 0; i < group->n_children; i++) {
+    const struct wf_node *n = run_state_find_id(c->st, group->children[i]);
+    if (n == NULL || !node_phase_fulfilled(n->phase) ||
+        strncmp(n->name, group->name, group_len) != 0 || n->name[group_len] != '.')
+      continue;
+    const char *rest = n->name + group_len + 1;
+    for (size_t si = 0; si < g->n_steps; si++) {
+      size_t len = strlen(g->steps[si].name);
+      if (strncmp(rest, g->steps[si].name, len) == 0 &&
+          (rest[len] == '\0' || rest[len] == '(') && counts_as_failure(&g->steps[si], n->phase))
+        return n;
+    }
+  }
+  return NULL;
+}
+
 /* One group; returns the group node (fulfilled when the group is over). */
 static struct wf_node *execute_group(struct controller *c, struct wf_node *steps_node,
                                      const struct wf_template *t, size_t gi,
@@ -69,7 +92,7 @@ static struct wf_node *execute_group(struct controller *c, struct wf_node *steps
       budget = 0;
   }
   bool all_done = true;
-  const struct wf_node *failed = NULL;
+  const struct wf_node *failed = t->fail_fast ? recorded_failure(c, group, g) : NULL;
   for (size_t si = 0; si < g->n_steps; si++) {
     const struct wf_step *s = &g->steps[si];
     /* failFast: once a child failed, nothing new starts. */

@@ -8,6 +8,7 @@
 
 #include "controller_internal.h"
 #include "expr.h"
+#include "run_control.h"
 
 bool shutdown_applies(const struct controller *c, const struct exec_ctx *x) {
   return c->terminating || (c->stopping && !x->in_exit_handler);
@@ -54,8 +55,17 @@ int bind_inputs(const struct wf_template *t, const struct wf_parameter *args, si
         value = args[a].value;
       }
     }
-    if (value == NULL)
+    if (value == NULL) {
       value = in->value ? in->value : in->default_value;
+      /* Argo substitutes the global scope into the whole template, its
+       * input values and defaults included, before it binds the inputs
+       * (ProcessArgs / substituteParams). */
+      if (value != NULL && out->parent != NULL) {
+        if (subst(value, out->parent, &resolved, why) < 0)
+          return -1;
+        value = resolved;
+      }
+    }
     if (value == NULL) {
       *why = xasprintf("inputs.parameters.%s was not supplied", in->name);
       return -1;
@@ -141,6 +151,136 @@ static void copy_outputs(struct wf_node *to, const struct wf_node *from) {
   }
 }
 
+static void free_values(struct name_value *values, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    free(values[k].name);
+    free(values[k].value);
+  }
+  free(values);
+}
+
+static bool set_names(const struct run_control_set *s, const struct wf_node *node) {
+  return strcmp(s->node, node->name) == 0 ||
+         (node->display_name != NULL && strcmp(s->node, node->display_name) == 0);
+}
+
+/* The valueFrom.supplied outputs of a suspend node being resumed: the last
+ * value set for it, else the default; one with neither cannot resume
+ * (Argo's ResumeWorkflow / OverrideOutputParametersWithDefault). */
+static int supplied_values(const struct wf_node *node, const struct wf_template *t,
+                           const struct run_control_set *sets, size_t n_sets,
+                           struct name_value **out, size_t *n_out, char **why) {
+  struct name_value *values = xcalloc(t->n_outputs ? t->n_outputs : 1, sizeof(*values));
+  size_t n = 0;
+  for (size_t i = 0; i < t->n_outputs; i++) {
+    const struct wf_parameter *p = &t->outputs[i];
+    if (!p->value_from_supplied)
+      continue;
+    const char *value = p->value_from_default;
+    for (size_t k = 0; k < n_sets; k++)
+      if (set_names(&sets[k], node) && strcmp(sets[k].param, p->name) == 0)
+        value = sets[k].value;
+    if (value == NULL) {
+      *why = xasprintf("raw output parameter '%s' has not been set and does not have a default "
+                       "value",
+                       p->name);
+      free_values(values, n);
+      return -1;
+    }
+    values[n].name = xstrdup(p->name);
+    values[n].value = xstrdup(value);
+    n++;
+  }
+  *out = values;
+  *n_out = n;
+  return 0;
+}
+
+static void finish_resumed(struct wf_node *node, struct name_value *values, size_t n) {
+  if (n > 0) {
+    free_values(node->output_parameters, node->n_output_parameters);
+    node->output_parameters = values;
+    node->n_output_parameters = n;
+  } else {
+    free(values);
+  }
+  node_finish(node, PHASE_SUCCEEDED, NULL);
+}
+
+/* A suspend node whose duration ran out resumes without supplied values. */
+static void finish_resumed_suspend(struct wf_node *node, const struct wf_template *t) {
+  struct name_value *values = NULL;
+  size_t n = 0;
+  char *why = NULL;
+  if (supplied_values(node, t, NULL, 0, &values, &n, &why) < 0) {
+    node_finish(node, PHASE_ERROR, why);
+    free(why);
+    return;
+  }
+  finish_resumed(node, values, n);
+}
+
+static bool active_suspend(const struct wf_node *n) {
+  return n->type == NODE_SUSPEND && n->phase == PHASE_RUNNING;
+}
+
+int resume_suspend_nodes(struct controller *c, const struct run_control_set *sets, size_t n_sets,
+                         size_t *resumed, char **why) {
+  *resumed = 0;
+  /* `argo node set` refuses what names no supplied output of a suspended node. */
+  for (size_t k = 0; k < n_sets; k++) {
+    bool found = false;
+    for (size_t i = 0; i < c->st->n_nodes && !found; i++) {
+      const struct wf_node *n = c->st->nodes[i];
+      if (!active_suspend(n) || !set_names(&sets[k], n))
+        continue;
+      const struct wf_template *t = workflow_find_template(c->wf, n->template_name);
+      for (size_t o = 0; t != NULL && o < t->n_outputs && !found; o++)
+        found = t->outputs[o].value_from_supplied && strcmp(t->outputs[o].name, sets[k].param) == 0;
+    }
+    if (!found) {
+      *why = xasprintf("--set %s.%s: no suspended node '%s' with a supplied output '%s'",
+                       sets[k].node, sets[k].param, sets[k].node, sets[k].param);
+      return -1;
+    }
+  }
+  /* All or nothing, as Argo's ResumeWorkflow updates the workflow once. */
+  size_t n_active = 0;
+  for (size_t i = 0; i < c->st->n_nodes; i++)
+    n_active += active_suspend(c->st->nodes[i]);
+  struct name_value **values = xcalloc(n_active ? n_active : 1, sizeof(*values));
+  size_t *counts = xcalloc(n_active ? n_active : 1, sizeof(*counts));
+  size_t a = 0;
+  int rc = 0;
+  for (size_t i = 0; i < c->st->n_nodes && rc == 0; i++) {
+    const struct wf_node *n = c->st->nodes[i];
+    if (!active_suspend(n))
+      continue;
+    rc = supplied_values(n, workflow_find_template(c->wf, n->template_name), sets, n_sets,
+                         &values[a], &counts[a], why);
+    if (rc == 0)
+      a++;
+  }
+  a = 0;
+  for (size_t i = 0; i < c->st->n_nodes; i++) {
+    struct wf_node *n = c->st->nodes[i];
+    if (!active_suspend(n))
+      continue;
+    if (rc == 0 && a < n_active) {
+      finish_resumed(n, values[a], counts[a]);
+      c->changed = true;
+    } else if (a < n_active && values[a] != NULL) {
+      free_values(values[a], counts[a]);
+    }
+    a++;
+  }
+  free(values);
+  free(counts);
+  if (rc == 0)
+    *resumed = n_active;
+  return rc;
+}
+
 static void execute_suspend(struct controller *c, struct wf_node *node,
                             const struct wf_template *t, const struct var_scope *inputs,
                             const struct exec_ctx *x) {
@@ -169,7 +309,7 @@ static void execute_suspend(struct controller *c, struct wf_node *node,
   free(text);
   int64_t until = node->started_at_us + (int64_t)(secs * 1e6 * c->opts->time_scale);
   if (now_realtime_us() >= until)
-    node_finish(node, PHASE_SUCCEEDED, NULL);
+    finish_resumed_suspend(node, t);
   else
     want_wakeup(c, until);
 }
@@ -367,8 +507,12 @@ static void settle_or_retry(struct controller *c, struct wf_node *node,
   var_scope_set(&scope, "lastRetry.exitCode", buf);
   var_scope_set(&scope, "lastRetry.status", node_phase_name(last->phase));
   var_scope_set(&scope, "lastRetry.message", last->message ? last->message : "");
-  snprintf(buf, sizeof(buf), "%f",
-           (double)(last->finished_at_us - last->started_at_us) / 1e6);
+  /* Argo computes FinishedAt - StartedAt from times it stores in whole
+   * seconds (the node's persisted startedAt, the container's termination
+   * time), and fmt.Sprint prints a whole float64 without a fraction: "3",
+   * which asInt() accepts (expr-lang's int() is strconv.Atoi on a string). */
+  snprintf(buf, sizeof(buf), "%lld",
+           (long long)(last->finished_at_us / 1000000 - last->started_at_us / 1000000));
   var_scope_set(&scope, "lastRetry.duration", buf);
   if (r->limit != NULL) {
     char *text = NULL;
@@ -391,7 +535,19 @@ static void settle_or_retry(struct controller *c, struct wf_node *node,
     struct retry_lookup l = {&scope};
     bool ok = false;
     ep_error *e = NULL;
-    if (expr_eval_bool(r->expression, EXPR_EXPRLANG, lookup_scope, &l, &ok, &e) < 0) {
+    char *expression = NULL;
+    /* The retryStrategy is part of the template Argo substitutes its
+     * inputs into, so {{inputs.parameters.X}} is text by the time the
+     * expression is compiled. */
+    if (subst(r->expression, &scope, &expression, &why) < 0) {
+      char *msg = xasprintf("retryStrategy.expression: %s", why);
+      node_finish(node, PHASE_ERROR, msg);
+      free(msg);
+      goto out;
+    }
+    int rc = expr_eval_bool(expression, EXPR_EXPRLANG, lookup_scope, &l, &ok, &e);
+    free(expression);
+    if (rc < 0) {
       char *msg = xasprintf("retryStrategy.expression: %s", e->message);
       node_finish(node, PHASE_ERROR, msg);
       free(msg);
@@ -514,6 +670,56 @@ static void execute_with_retries(struct controller *c, struct wf_node *node,
   }
 }
 
+#define LOCK_WAIT_PREFIX "Waiting for "
+
+static bool template_holds(const struct wf_template *t, const char *mutex) {
+  for (size_t i = 0; t != NULL && i < t->n_mutexes; i++)
+    if (strcmp(t->mutexes[i], mutex) == 0)
+      return true;
+  return false;
+}
+
+/* Argo's template-level mutex: a node takes every mutex of its template
+ * before it runs and holds them until it is fulfilled; meanwhile another
+ * node wanting one waits Pending with Argo's message (a mutex is a
+ * semaphore of limit 1, named <namespace>/Mutex/<name>).  Holding is read
+ * off the nodes, so a resumed run needs no lock table. */
+static bool take_mutexes(struct controller *c, struct wf_node *node, const struct wf_template *t,
+                         const struct exec_ctx *x) {
+  for (size_t m = 0; m < t->n_mutexes; m++) {
+    for (size_t i = 0; i < c->st->n_nodes; i++) {
+      const struct wf_node *n = c->st->nodes[i];
+      if (n == node || node_phase_fulfilled(n->phase) || n->retried || n->template_name == NULL)
+        continue;
+      if (n->phase == PHASE_PENDING && n->message != NULL &&
+          strncmp(n->message, LOCK_WAIT_PREFIX, strlen(LOCK_WAIT_PREFIX)) == 0)
+        continue; /* waiting itself */
+      if (!template_holds(workflow_find_template(c->wf, n->template_name), t->mutexes[m]))
+        continue;
+      if (shutdown_applies(c, x)) {
+        node_finish(node, PHASE_FAILED, c->terminating ? "Stopped with strategy 'Terminate'"
+                                                       : "Stopped with strategy 'Stop'");
+        return false;
+      }
+      if (c->deadline_passed && !x->in_exit_handler) {
+        node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
+        return false;
+      }
+      char *msg = xasprintf(LOCK_WAIT_PREFIX "%s/Mutex/%s lock. Lock status: 0/1",
+                            c->wf->namespace_ ? c->wf->namespace_ : "default", t->mutexes[m]);
+      if (node->message == NULL || strcmp(node->message, msg) != 0) {
+        node_set_message(node, msg);
+        c->changed = true;
+      }
+      free(msg);
+      return false;
+    }
+  }
+  if (node->message != NULL && strncmp(node->message, LOCK_WAIT_PREFIX, strlen(LOCK_WAIT_PREFIX)) == 0)
+    node_set_message(node, NULL);
+  return true;
+}
+
 struct wf_node *execute_template(struct controller *c, const char *name, const char *display,
                                  const struct wf_template *t, const struct var_scope *inputs,
                                  struct wf_node *parent, const struct exec_ctx *x) {
@@ -533,6 +739,8 @@ struct wf_node *execute_template(struct controller *c, const char *name, const c
     node_finish(node, PHASE_ERROR, "maximum recursion depth exceeded");
     return node;
   }
+  if (!is_attempt && t->n_mutexes > 0 && !take_mutexes(c, node, t, x))
+    return node;
   c->depth++;
   if (r != NULL && !is_attempt)
     execute_with_retries(c, node, t, r, inputs, x);

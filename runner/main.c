@@ -27,6 +27,8 @@ static void print_usage(FILE *out) {
         "  verify SCENARIO STATUS.json    check expectations against argo get -o json\n"
         "  stop RUN             argo stop for a running 'exitprobe run' (exit handler runs)\n"
         "  terminate RUN        argo terminate for a running 'exitprobe run'\n"
+        "  resume RUN [--set NODE.PARAM=VALUE]...\n"
+        "                       argo node set + argo resume: suspended nodes carry on\n"
         "\n"
         "Run 'exitprobe COMMAND --help' for a command's options.\n"
         "\n"
@@ -74,6 +76,8 @@ int main(int argc, char **argv) {
     return cli_stop(argc - 1, argv + 1);
   if (strcmp(cmd, "terminate") == 0)
     return cli_terminate(argc - 1, argv + 1);
+  if (strcmp(cmd, "resume") == 0)
+    return cli_resume(argc - 1, argv + 1);
   fprintf(stderr, "exitprobe: unknown command '%s'\n\n", cmd);
   print_usage(stderr);
   return EP_EXIT_USAGE;

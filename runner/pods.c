@@ -256,6 +256,77 @@ static void on_output_line(void *ctx, const char *line, size_t len) {
                            now_realtime_us());
 }
 
+/* mkdir -p of path's parent directories, inside a directory we made. */
+static int make_parents(char *path) {
+  for (char *p = strchr(path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+    *p = '\0';
+    int rc = mkdir(path, 0755);
+    *p = '/';
+    if (rc < 0 && errno != EEXIST)
+      return -1;
+  }
+  return 0;
+}
+
+static int write_whole_file(const char *path, const char *data) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return -1;
+  size_t len = strlen(data), off = 0;
+  while (off < len) {
+    ssize_t n = write(fd, data + off, len - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      close(fd);
+      return -1;
+    }
+    off += (size_t)n;
+  }
+  return close(fd);
+}
+
+/* Raw input artifacts, as Argo's init container writes them before main
+ * starts: one under /tmp is written into the step's own /tmp; one anywhere
+ * else is written beside the step's volumes and bound onto a file at its
+ * path (sandbox_binds.c makes that path exist on the read-only root). */
+static int stage_input_artifacts(const struct wf_template *t, const struct var_scope *scope,
+                                 const char *tmp_dir, const char *files_dir,
+                                 struct step_binds *binds, char **why) {
+  for (size_t i = 0; i < t->n_input_artifacts; i++) {
+    const struct wf_artifact *a = &t->input_artifacts[i];
+    char *data = NULL, *host = NULL;
+    if (subst(a->raw_data, scope, &data, why) < 0)
+      return -1;
+    bool in_tmp = strncmp(a->path, "/tmp/", 5) == 0;
+    if (!in_tmp && binds->n >= SANDBOX_MAX_BINDS) {
+      free(data);
+      *why = xasprintf("inputs.artifacts.%s: too many mounts in one step", a->name);
+      return -1;
+    }
+    host = in_tmp ? xasprintf("%s%s", tmp_dir, a->path + 4)
+                  : xasprintf("%s/.artifacts/%zu", files_dir, i);
+    int rc = make_parents(host);
+    if (rc == 0)
+      rc = write_whole_file(host, data);
+    free(data);
+    if (rc < 0) {
+      *why = xasprintf("inputs.artifacts.%s: cannot write %s: %s", a->name, host,
+                       strerror(errno));
+      free(host);
+      return -1;
+    }
+    if (in_tmp) {
+      free(host);
+      continue;
+    }
+    binds->binds = xreallocarray(binds->binds, binds->n + 1, sizeof(*binds->binds));
+    binds->binds[binds->n++] = (struct sandbox_bind){
+        .host_dir = host, .path = xstrdup(a->path), .read_only = false, .file = true};
+  }
+  return 0;
+}
+
 void launch_pod(struct controller *c, struct wf_node *node, const struct wf_template *t,
                 const struct var_scope *scope, const struct exec_ctx *x) {
   struct resolved_step r = {0};
@@ -312,6 +383,19 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     remove_tree(p->volumes_dir); /* a retry's pod gets fresh emptyDirs too */
     if (volumes_prepare_step(c->wf, t, c->opts->workspace_dir, p->volumes_dir, &binds, &why) <
         0) {
+      node_finish(node, PHASE_ERROR, why);
+      goto done;
+    }
+  }
+  if (t->n_input_artifacts > 0) {
+    if (p->volumes_dir == NULL) {
+      p->volumes_dir = xasprintf("%s/%s.volumes", c->opts->work_dir, node->id);
+      remove_tree(p->volumes_dir);
+    }
+    if ((mkdir(p->volumes_dir, 0755) < 0 && errno != EEXIST) ||
+        stage_input_artifacts(t, &local, p->tmp_dir, p->volumes_dir, &binds, &why) < 0) {
+      if (why == NULL)
+        why = xasprintf("cannot create %s: %s", p->volumes_dir, strerror(errno));
       node_finish(node, PHASE_ERROR, why);
       goto done;
     }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,27 +105,93 @@ void run_control_close(struct run_control *rc) {
   release(rc);
 }
 
-enum run_control_request run_control_read(int fd) {
-  enum run_control_request req = RUN_CONTROL_NONE;
-  char buf[512];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf) - 1)) > 0 || (n < 0 && errno == EINTR)) {
-    if (n < 0)
-      continue;
-    buf[n] = '\0';
-    /* Requests are whole words on their own lines; anything else is noise. */
-    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-      if (strcmp(line, "terminate") == 0)
-        req = RUN_CONTROL_TERMINATE;
-      else if (strcmp(line, "stop") == 0 && req == RUN_CONTROL_NONE)
-        req = RUN_CONTROL_STOP;
-    }
+/* One request line: "stop", "terminate", "resume", or "set" NODE \t PARAM \t VALUE.
+ * Anything else is noise. */
+static void parse_request(char *line, struct run_control_requests *out) {
+  if (strcmp(line, "terminate") == 0) {
+    out->shutdown = RUN_CONTROL_TERMINATE;
+  } else if (strcmp(line, "stop") == 0) {
+    if (out->shutdown == RUN_CONTROL_NONE)
+      out->shutdown = RUN_CONTROL_STOP;
+  } else if (strcmp(line, "resume") == 0) {
+    out->resume = true;
+  } else if (strncmp(line, "set\t", 4) == 0) {
+    char *node = line + 4, *param = strchr(node, '\t');
+    char *value = param ? strchr(param + 1, '\t') : NULL;
+    if (value == NULL)
+      return;
+    *param++ = '\0';
+    *value++ = '\0';
+    out->sets = xreallocarray(out->sets, out->n_sets + 1, sizeof(*out->sets));
+    out->sets[out->n_sets++] = (struct run_control_set){xstrdup(node), xstrdup(param),
+                                                        xstrdup(value)};
   }
-  return req;
 }
 
+void run_control_read(int fd, struct run_control_requests *out) {
+  char buf[2 * PIPE_BUF + 1];
+  size_t have = 0;
+  ssize_t n;
+  memset(out, 0, sizeof(*out));
+  /* Each writer's request is one write shorter than PIPE_BUF, so it arrives
+   * whole; a line cut by the end of a read waits for the next read. */
+  while ((n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0 || (n < 0 && errno == EINTR)) {
+    if (n < 0)
+      continue;
+    have += (size_t)n;
+    buf[have] = '\0';
+    char *line = buf, *nl;
+    while ((nl = strchr(line, '\n')) != NULL) {
+      *nl = '\0';
+      parse_request(line, out);
+      line = nl + 1;
+    }
+    have = strlen(line);
+    memmove(buf, line, have);
+    if (have == sizeof(buf) - 1)
+      have = 0; /* a line longer than any request: noise */
+  }
+}
+
+void run_control_requests_free(struct run_control_requests *r) {
+  for (size_t i = 0; i < r->n_sets; i++) {
+    free(r->sets[i].node);
+    free(r->sets[i].param);
+    free(r->sets[i].value);
+  }
+  free(r->sets);
+  memset(r, 0, sizeof(*r));
+}
+
+static int send_text(const char *run, const char *text, ep_error **err);
+
 int run_control_send(const char *run, enum run_control_request req, ep_error **err) {
+  return send_text(run, req == RUN_CONTROL_TERMINATE ? "terminate\n" : "stop\n", err);
+}
+
+int run_control_send_resume(const char *run, const struct run_control_set *sets, size_t n_sets,
+                            ep_error **err) {
+  char *text = xstrdup("");
+  for (size_t i = 0; i < n_sets; i++) {
+    char *more = xasprintf("%sset\t%s\t%s\t%s\n", text, sets[i].node, sets[i].param,
+                           sets[i].value);
+    free(text);
+    text = more;
+  }
+  char *all = xasprintf("%sresume\n", text);
+  free(text);
+  int rc;
+  if (strlen(all) >= PIPE_BUF)
+    rc = ep_error_set(err, EP_EXIT_USAGE, "the values given with --set are too long (%zu bytes, "
+                                          "at most %d in all)",
+                      strlen(all), PIPE_BUF - 1);
+  else
+    rc = send_text(run, all, err);
+  free(all);
+  return rc;
+}
+
+static int send_text(const char *run, const char *line, ep_error **err) {
   char *base = base_dir();
   char *fifo = strchr(run, '/') != NULL ? xstrdup(run) : xasprintf("%s/%s/control", base, run);
   int ret = -1;
@@ -143,7 +210,6 @@ int run_control_send(const char *run, enum run_control_request req, ep_error **e
       ep_error_set_errno(err, EP_EXIT_ENVIRONMENT, errno, "cannot open %s", fifo);
     goto out;
   }
-  const char *line = req == RUN_CONTROL_TERMINATE ? "terminate\n" : "stop\n";
   /* Shorter than PIPE_BUF: the write is atomic, whatever else is writing. */
   ssize_t n = write(fd, line, strlen(line));
   int saved = errno;

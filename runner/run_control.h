@@ -13,6 +13,9 @@
 #ifndef EXITPROBE_RUN_CONTROL_H
 #define EXITPROBE_RUN_CONTROL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "error.h"
 
 enum run_control_request {
@@ -34,11 +37,30 @@ int run_control_open(const char *workflow_name, struct run_control *rc, ep_error
 /* Remove the FIFO and the directory, close both ends. */
 void run_control_close(struct run_control *rc);
 
-/* Drain what arrived on fd: the strongest request among the lines read
- * (terminate over stop), RUN_CONTROL_NONE if none. */
-enum run_control_request run_control_read(int fd);
+/* `exitprobe resume RUN --set NODE.PARAM=VALUE`: Argo's `argo node set`
+ * of a supplied output, then `argo resume`. */
+struct run_control_set {
+  char *node;  /* a node's name or display name */
+  char *param; /* an output parameter with valueFrom.supplied */
+  char *value;
+};
+
+/* What arrived on the FIFO since the last read. */
+struct run_control_requests {
+  enum run_control_request shutdown; /* the strongest: terminate over stop */
+  bool resume;                       /* "resume": every active suspend node */
+  struct run_control_set *sets;      /* "set" lines, in order */
+  size_t n_sets;
+};
+
+/* Drain what arrived on fd into out (zeroed first). */
+void run_control_read(int fd, struct run_control_requests *out);
+void run_control_requests_free(struct run_control_requests *r);
 
 /* Deliver a request to run (a run name, or a path to its FIFO). */
 int run_control_send(const char *run, enum run_control_request req, ep_error **err);
+/* Deliver "set" lines and "resume" in one atomic write. */
+int run_control_send_resume(const char *run, const struct run_control_set *sets, size_t n_sets,
+                            ep_error **err);
 
 #endif

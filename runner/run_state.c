@@ -361,7 +361,9 @@ char *run_state_pod_name(const char *workflow_name, const char *node_name,
     return name;
   }
   char *prefix = NULL;
-  int r = (template_name != NULL && template_name[0] != '\0')
+  /* An inline template's internal name (it holds a ':', see workflow.h)
+   * is no name in Kubernetes terms: such a pod is named like one without. */
+  int r = (template_name != NULL && template_name[0] != '\0' && strchr(template_name, ':') == NULL)
               ? asprintf(&prefix, "%s-%s", wf, template_name)
               : asprintf(&prefix, "%s", wf);
   if (r < 0)

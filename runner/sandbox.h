@@ -90,9 +90,10 @@ struct sandbox_syscall_fault {
 
 /* A host directory shown inside the step (a volume mount). */
 struct sandbox_bind {
-  const char *host_dir; /* absolute host path, a directory */
+  const char *host_dir; /* absolute host path, a directory (a regular file if file) */
   const char *path;     /* absolute path inside the step, normalised, not "/" */
   bool read_only;
+  bool file; /* one file (an input artifact), mounted on a file at path */
 };
 #define SANDBOX_MAX_BINDS 64
 

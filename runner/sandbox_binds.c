@@ -44,7 +44,7 @@ int sandbox_binds_open(const struct sandbox_bind *binds, size_t n, int *fds,
                        struct bind_failure *why) {
   for (size_t i = 0; i < n; i++) {
     /* No link is followed: a step may have planted one in a volume. */
-    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+    struct open_how how = {.flags = O_PATH | (binds[i].file ? 0 : O_DIRECTORY) | O_CLOEXEC,
                            .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
     fds[i] = (int)syscall(SYS_openat2, AT_FDCWD, binds[i].host_dir, &how, sizeof(how));
     if (fds[i] < 0)
@@ -210,6 +210,40 @@ static int ensure_mount_point(const char *target, size_t *scaffold_len, struct b
   return 0;
 }
 
+/* A regular file at target for a file bind: its directory made as above,
+ * then the file; on a read-only directory, a scaffold laid over it. */
+static int ensure_file_mount_point(const char *target, size_t *scaffold_len,
+                                   struct bind_failure *why) {
+  struct stat sb;
+  *scaffold_len = 0;
+  if (stat(target, &sb) == 0) {
+    if (S_ISREG(sb.st_mode))
+      return 0;
+    errno = EISDIR;
+    return fail(why, "creating the mount point", target);
+  }
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", target);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else
+    *slash = '\0';
+  if (strcmp(dir, "/") != 0 && ensure_mount_point(dir, scaffold_len, why) < 0)
+    return -1;
+  int f = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (f < 0 && *scaffold_len == 0 && (errno == EROFS || errno == EACCES || errno == EPERM)) {
+    if ((strcmp(dir, "/") == 0 ? scaffold_root(why) : scaffold_dir(dir, why)) < 0)
+      return -1;
+    *scaffold_len = strlen(dir);
+    f = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  }
+  if (f < 0)
+    return fail(why, "creating the mount point", target);
+  close(f);
+  return 0;
+}
+
 static int bind_one(const struct sandbox_bind *b, int fd, struct bind_failure *why) {
   char src[64];
   fd_path(src, sizeof(src), fd, NULL);
@@ -228,8 +262,9 @@ int sandbox_binds_apply(const struct sandbox_bind *binds, size_t n, const int *f
                         struct bind_failure *why) {
   size_t scaffold[SANDBOX_MAX_BINDS];
   for (size_t i = 0; i < n; i++) {
-    if (ensure_mount_point(binds[i].path, &scaffold[i], why) < 0 ||
-        bind_one(&binds[i], fds[i], why) < 0)
+    int rc = binds[i].file ? ensure_file_mount_point(binds[i].path, &scaffold[i], why)
+                           : ensure_mount_point(binds[i].path, &scaffold[i], why);
+    if (rc < 0 || bind_one(&binds[i], fds[i], why) < 0)
       return -1;
   }
   /* Scaffolds stay writable until every mount point exists, then not. */

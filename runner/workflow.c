@@ -19,6 +19,12 @@ struct parse_ctx {
   const char *file;
   struct workflow *wf;
   ep_error **err;
+  const char *tmpl_name; /* the template being parsed, to name its inline templates */
+  /* Inline templates of steps and tasks, parsed while wf->templates is being
+   * filled in place, so appended to it once every template is parsed. */
+  struct wf_template *inlines;
+  size_t n_inlines;
+  const struct ydoc_node *template_defaults; /* spec.templateDefaults, or NULL */
 };
 
 
@@ -143,7 +149,7 @@ static const struct field_rule value_from_fields[] = {
     {"path", FIELD_USED},          {"default", FIELD_USED},
     {"parameter", FIELD_USED},     {"jsonPath", FIELD_USED},
     {"jqFilter", FIELD_USED},      {"expression", FIELD_USED},
-    {"event", FIELD_UNSUPPORTED},  {"supplied", FIELD_UNSUPPORTED},
+    {"event", FIELD_UNSUPPORTED},  {"supplied", FIELD_USED},
     {"configMapKeyRef", FIELD_UNSUPPORTED}, {NULL, 0},
 };
 
@@ -185,6 +191,7 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
     const struct ydoc_node *from = ydoc_get(v, "parameter"), *expr = ydoc_get(v, "expression");
     /* Resource templates' sources: only a mock gives such a parameter a value. */
     p->value_from_resource = ydoc_get(v, "jsonPath") != NULL || ydoc_get(v, "jqFilter") != NULL;
+    p->value_from_supplied = ydoc_get(v, "supplied") != NULL;
     if (from != NULL &&
         get_string(ctx, from, "valueFrom.parameter", &p->value_from_parameter) < 0)
       return -1;
@@ -196,9 +203,15 @@ static int parse_parameter(struct parse_ctx *ctx, const struct ydoc_node *n, con
       return -1;
     if (def != NULL && p->default_value == NULL)
       p->default_value = xstrdup(p->value_from_default);
-    if ((path != NULL) + (from != NULL) + (expr != NULL) + p->value_from_resource > 1)
+    if ((path != NULL) + (from != NULL) + (expr != NULL) + p->value_from_resource +
+            p->value_from_supplied >
+        1)
       return fail_at(ctx, v, "%s: multiple valueFrom types specified. choose one of: path, "
-                             "parameter, expression",
+                             "parameter, expression, supplied",
+                     where);
+    if (p->value_from_supplied && strcmp(where, "outputs") != 0)
+      return fail_at(ctx, ydoc_get(v, "supplied"),
+                     "%s: valueFrom.supplied is only valid in the outputs of a suspend template",
                      where);
     if (p->value != NULL && strcmp(where, "outputs") == 0)
       return fail_at(ctx, n, "%s: parameter '%s' has both valueFrom and value specified, "
@@ -227,7 +240,8 @@ static int parse_parameters(struct parse_ctx *ctx, const struct ydoc_node *n, co
   return 0;
 }
 
-/* "parameters" under arguments/inputs/outputs; artifacts are not supported yet. */
+/* "parameters" under arguments/inputs/outputs; artifacts only as raw
+ * inputs (parse_input_artifacts), since the others need a repository. */
 static int parse_io(struct parse_ctx *ctx, const struct ydoc_node *n, const char *where,
                     struct wf_parameter **out, size_t *n_out) {
   static const struct field_rule io_fields[] = {
@@ -237,9 +251,15 @@ static int parse_io(struct parse_ctx *ctx, const struct ydoc_node *n, const char
       {"exitCode", FIELD_NO_LOCAL_EFFECT},
       {NULL, 0},
   };
+  static const struct field_rule input_fields[] = {
+      {"parameters", FIELD_USED},
+      {"artifacts", FIELD_USED},
+      {NULL, 0},
+  };
   if (n == NULL || ydoc_is_null(n))
     return 0;
-  if (expect_kind(ctx, n, YDOC_MAPPING, where) < 0 || check_fields(ctx, n, where, io_fields) < 0)
+  if (expect_kind(ctx, n, YDOC_MAPPING, where) < 0 ||
+      check_fields(ctx, n, where, strcmp(where, "inputs") == 0 ? input_fields : io_fields) < 0)
     return -1;
   const struct ydoc_node *artifacts = ydoc_get(n, "artifacts");
   (void)artifacts;
@@ -457,9 +477,67 @@ static const struct field_rule step_fields[] = {
     {"depends", FIELD_USED},
     {"dependencies", FIELD_USED},
     {"templateRef", FIELD_UNSUPPORTED},
-    {"inline", FIELD_UNSUPPORTED},
+    {"inline", FIELD_USED},
     {NULL, 0},
 };
+
+static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
+                          struct wf_template *t);
+static void template_free(struct wf_template *t);
+
+/* An `inline` template of a step or task: a template without a name of its
+ * own, run like a named one (Argo's Inline field).  It gets a name no
+ * spec.templates entry can have, so that the rest of the runner looks it up
+ * like any other. */
+static int parse_inline(struct parse_ctx *ctx, const struct ydoc_node *n, const char *what,
+                        struct wf_step *s) {
+  struct wf_template t = {0};
+  t.name = xasprintf("%s%s.%s", WF_INLINE_TEMPLATE_PREFIX,
+                     ctx->tmpl_name + (strncmp(ctx->tmpl_name, WF_INLINE_TEMPLATE_PREFIX,
+                                               strlen(WF_INLINE_TEMPLATE_PREFIX)) == 0
+                                           ? strlen(WF_INLINE_TEMPLATE_PREFIX)
+                                           : 0),
+                     s->name);
+  for (size_t i = 0; i < ctx->n_inlines; i++)
+    if (strcmp(ctx->inlines[i].name, t.name) == 0) {
+      free(t.name);
+      return fail_at(ctx, n, "%s name '%s' is not unique in template '%s'", what, s->name,
+                     ctx->tmpl_name);
+    }
+  const char *outer = ctx->tmpl_name;
+  int rc = parse_template(ctx, n, &t);
+  ctx->tmpl_name = outer;
+  if (rc < 0) {
+    template_free(&t);
+    return -1;
+  }
+  s->template_name = xstrdup(t.name);
+  s->template_pos = pos_of(n);
+  ctx->inlines = xreallocarray(ctx->inlines, ctx->n_inlines + 1, sizeof(*ctx->inlines));
+  ctx->inlines[ctx->n_inlines++] = t;
+  return 0;
+}
+
+static void append_inlines(struct parse_ctx *ctx) {
+  struct workflow *wf = ctx->wf;
+  if (ctx->n_inlines == 0)
+    return;
+  wf->templates =
+      xreallocarray(wf->templates, wf->n_templates + ctx->n_inlines, sizeof(*wf->templates));
+  memcpy(&wf->templates[wf->n_templates], ctx->inlines, ctx->n_inlines * sizeof(*ctx->inlines));
+  wf->n_templates += ctx->n_inlines;
+  free(ctx->inlines);
+  ctx->inlines = NULL;
+  ctx->n_inlines = 0;
+}
+
+static void discard_inlines(struct parse_ctx *ctx) {
+  for (size_t i = 0; i < ctx->n_inlines; i++)
+    template_free(&ctx->inlines[i]);
+  free(ctx->inlines);
+  ctx->inlines = NULL;
+  ctx->n_inlines = 0;
+}
 
 /* Kubernetes names for steps: DNS-1123-ish, since node and pod names derive from them. */
 static bool valid_step_name(const char *s) {
@@ -597,11 +675,19 @@ static int parse_step(struct parse_ctx *ctx, const struct ydoc_node *n, bool is_
     return fail_at(ctx, v, "%s name '%s' is invalid: use letters, digits, '-' and '_'", what,
                    s->name);
   v = ydoc_get(n, "template");
-  if (v == NULL)
-    return fail_at(ctx, n, "%s '%s' needs a template", what, s->name);
-  s->template_pos = pos_of(v);
-  if (get_string(ctx, v, "template", &s->template_name) < 0)
-    return -1;
+  const struct ydoc_node *inl = ydoc_get(n, "inline");
+  if (v != NULL && inl != NULL)
+    return fail_at(ctx, inl, "%s '%s' has both template and inline: give one", what, s->name);
+  if (inl != NULL) {
+    if (parse_inline(ctx, inl, what, s) < 0)
+      return -1;
+  } else {
+    if (v == NULL)
+      return fail_at(ctx, n, "%s '%s' needs a template", what, s->name);
+    s->template_pos = pos_of(v);
+    if (get_string(ctx, v, "template", &s->template_name) < 0)
+      return -1;
+  }
   if ((v = ydoc_get(n, "arguments")) != NULL &&
       parse_io(ctx, v, "arguments", &s->arguments, &s->n_arguments) < 0)
     return -1;
@@ -922,14 +1008,26 @@ static const struct field_rule template_fields[] = {
     {"sidecars", FIELD_UNSUPPORTED},
     {"initContainers", FIELD_UNSUPPORTED},
     {"volumes", FIELD_USED},
-    {"synchronization", FIELD_UNSUPPORTED},
+    {"synchronization", FIELD_USED},
     {"memoize", FIELD_UNSUPPORTED},
     {"hooks", FIELD_UNSUPPORTED},
     {NULL, 0},
 };
 
+static void artifact_free(struct wf_artifact *a) {
+  free(a->name);
+  free(a->path);
+  free(a->raw_data);
+}
+
 static void template_free(struct wf_template *t) {
   free(t->name);
+  for (size_t i = 0; i < t->n_input_artifacts; i++)
+    artifact_free(&t->input_artifacts[i]);
+  free(t->input_artifacts);
+  for (size_t i = 0; i < t->n_mutexes; i++)
+    free(t->mutexes[i]);
+  free(t->mutexes);
   for (size_t i = 0; i < t->n_inputs; i++)
     parameter_free(&t->inputs[i]);
   free(t->inputs);
@@ -985,6 +1083,11 @@ static int check_output_source(struct parse_ctx *ctx, const struct wf_template *
   if (kind_name != NULL && (strcmp(kind_name, "HTTP") == 0 || strcmp(kind_name, "Plugin") == 0 ||
                             strcmp(kind_name, "Resource") == 0))
     return 0;
+  if (p->value_from_supplied && (kind_name == NULL || strcmp(kind_name, "Suspend") != 0))
+    return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
+                       "templates.%s.outputs.parameters.%s: valueFrom.supplied is only valid in "
+                       "suspend templates",
+                       t->name, p->name);
   if (p->value_from_resource)
     return ep_error_at(ctx->err, EP_EXIT_USAGE, ctx->file, p->pos.line, p->pos.column,
                        "templates.%s.outputs.parameters.%s: valueFrom.jsonPath and jqFilter "
@@ -1009,17 +1112,182 @@ static int check_output_source(struct parse_ctx *ctx, const struct wf_template *
   return 0;
 }
 
+/* One mutex: {name, namespace?, database?}.  A database-backed mutex
+ * (multi-cluster) behaves like any other within a single local run. */
+static int parse_mutex(struct parse_ctx *ctx, const struct ydoc_node *m, const char *what,
+                       char ***names, size_t *n_names) {
+  static const struct field_rule fields[] = {{"name", FIELD_USED},
+                                             {"namespace", FIELD_NO_LOCAL_EFFECT},
+                                             {"database", FIELD_NO_LOCAL_EFFECT},
+                                             {NULL, 0}};
+  if (expect_kind(ctx, m, YDOC_MAPPING, what) < 0 || check_fields(ctx, m, what, fields) < 0)
+    return -1;
+  const struct ydoc_node *name = ydoc_get(m, "name");
+  if (name == NULL || ydoc_is_null(name))
+    return fail_at(ctx, m, "%s needs a name", what);
+  char *text = NULL;
+  if (get_string(ctx, name, "mutex name", &text) < 0)
+    return -1;
+  *names = xreallocarray(*names, *n_names + 1, sizeof(**names));
+  (*names)[(*n_names)++] = text;
+  return 0;
+}
+
+/* synchronization: mutexes are honoured (a run is one workflow, so only a
+ * template's mutex can ever be contended); semaphores count against a
+ * ConfigMap's limit, which a local run does not have. */
+static int parse_synchronization(struct parse_ctx *ctx, const struct ydoc_node *n,
+                                 const char *where, char ***names, size_t *n_names) {
+  static const struct field_rule fields[] = {{"mutex", FIELD_USED},
+                                             {"mutexes", FIELD_USED},
+                                             {"semaphore", FIELD_USED},
+                                             {"semaphores", FIELD_USED},
+                                             {NULL, 0}};
+  if (expect_kind(ctx, n, YDOC_MAPPING, where) < 0 || check_fields(ctx, n, where, fields) < 0)
+    return -1;
+  const struct ydoc_node *v;
+  if ((v = ydoc_get(n, "semaphore")) != NULL || (v = ydoc_get(n, "semaphores")) != NULL)
+    return fail_at(ctx, v, "'%s' semaphores are not supported: their limit lives in a ConfigMap "
+                           "of the cluster; use a mutex, or parallelism",
+                   where);
+  if ((v = ydoc_get(n, "mutex")) != NULL && !ydoc_is_null(v) &&
+      parse_mutex(ctx, v, "synchronization.mutex", names, n_names) < 0)
+    return -1;
+  if ((v = ydoc_get(n, "mutexes")) != NULL && !ydoc_is_null(v)) {
+    if (expect_kind(ctx, v, YDOC_SEQUENCE, "synchronization.mutexes") < 0)
+      return -1;
+    for (size_t i = 0; i < v->n_items; i++)
+      if (parse_mutex(ctx, v->items[i], "synchronization.mutexes[]", names, n_names) < 0)
+        return -1;
+  }
+  return 0;
+}
+
+/* An absolute path without "." or ".." components, as the mount code needs. */
+static bool artifact_path_ok(const char *path) {
+  if (path[0] != '/' || strcmp(path, "/") == 0 || path[strlen(path) - 1] == '/')
+    return false;
+  for (const char *p = path; *p; p++)
+    if (p[0] == '/' && (p[1] == '/' || (p[1] == '.' && (p[2] == '/' || p[2] == '\0')) ||
+                        (p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
+      return false;
+  return true;
+}
+
+/* inputs.artifacts: only raw ones, whose content is in the workflow; any
+ * other source (s3, git, http, from...) needs an artifact repository. */
+static int parse_input_artifacts(struct parse_ctx *ctx, const struct ydoc_node *n,
+                                 struct wf_template *t) {
+  static const struct field_rule fields[] = {
+      {"name", FIELD_USED},       {"path", FIELD_USED},     {"raw", FIELD_USED},
+      {"mode", FIELD_NO_LOCAL_EFFECT}, {"optional", FIELD_NO_LOCAL_EFFECT},
+      {"archive", FIELD_NO_LOCAL_EFFECT}, {NULL, 0}};
+  static const struct field_rule raw_fields[] = {{"data", FIELD_USED}, {NULL, 0}};
+  if (n == NULL || ydoc_is_null(n))
+    return 0;
+  if (expect_kind(ctx, n, YDOC_SEQUENCE, "inputs.artifacts") < 0)
+    return -1;
+  t->input_artifacts = xcalloc(n->n_items ? n->n_items : 1, sizeof(*t->input_artifacts));
+  for (size_t i = 0; i < n->n_items; i++) {
+    const struct ydoc_node *a = n->items[i], *v;
+    struct wf_artifact *art = &t->input_artifacts[i];
+    t->n_input_artifacts++;
+    art->pos = pos_of(a);
+    if (expect_kind(ctx, a, YDOC_MAPPING, "inputs.artifacts[]") < 0)
+      return -1;
+    if ((v = ydoc_get(a, "name")) == NULL)
+      return fail_at(ctx, a, "inputs.artifacts[]: an artifact needs a name");
+    if (get_string(ctx, v, "artifact name", &art->name) < 0)
+      return -1;
+    const struct ydoc_node *raw = ydoc_get(a, "raw");
+    if (raw == NULL) {
+      for (size_t k = 0; k < a->n_pairs; k++) {
+        const char *key = a->pairs[k].key->scalar;
+        if (strcmp(key, "name") != 0 && strcmp(key, "path") != 0 && strcmp(key, "mode") != 0 &&
+            strcmp(key, "optional") != 0 && strcmp(key, "archive") != 0)
+          return fail_at(ctx, a->pairs[k].key,
+                         "'inputs.artifacts.%s' is not supported: only raw artifacts can run "
+                         "locally, the others need an artifact repository",
+                         key);
+      }
+      return fail_at(ctx, a, "inputs.artifacts.%s needs a source: only raw artifacts are "
+                             "supported locally",
+                     art->name);
+    }
+    if (check_fields(ctx, a, "inputs.artifacts[]", fields) < 0 ||
+        expect_kind(ctx, raw, YDOC_MAPPING, "raw") < 0 ||
+        check_fields(ctx, raw, "raw", raw_fields) < 0)
+      return -1;
+    if ((v = ydoc_get(raw, "data")) == NULL)
+      return fail_at(ctx, raw, "inputs.artifacts.%s.raw needs data", art->name);
+    if (get_string(ctx, v, "raw.data", &art->raw_data) < 0)
+      return -1;
+    if ((v = ydoc_get(a, "path")) == NULL)
+      return fail_at(ctx, a, "inputs.artifacts.%s.path not specified", art->name);
+    if (get_string(ctx, v, "artifact path", &art->path) < 0)
+      return -1;
+    if (!artifact_path_ok(art->path))
+      return fail_at(ctx, v, "inputs.artifacts.%s.path '%s' must be an absolute path to a file, "
+                             "without '.' or '..' components",
+                     art->name, art->path);
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(t->input_artifacts[k].path, art->path) == 0)
+        return fail_at(ctx, v, "inputs.artifacts.%s.path '%s' is used twice", art->name,
+                       art->path);
+  }
+  return 0;
+}
+
+static bool is_body_key(const char *key) {
+  static const char *const bodies[] = {"container", "script",   "steps",        "dag",  "suspend",
+                                       "resource",  "http",     "plugin",       "data",
+                                       "containerSet", NULL};
+  for (size_t i = 0; bodies[i]; i++)
+    if (strcmp(key, bodies[i]) == 0)
+      return true;
+  return false;
+}
+
+/* Which spec.templateDefaults fields a template takes: never a name, a body
+ * only of its own kind (Argo restores the template's type after the merge),
+ * and the pod deadlines only on leaves, where they mean something (Argo's
+ * validation, which refuses them on steps and DAGs, runs before the merge). */
+static bool default_applies(const char *key, void *ctx) {
+  const struct ydoc_node *tmpl = ctx;
+  if (strcmp(key, "name") == 0)
+    return false;
+  if (is_body_key(key))
+    return ydoc_get(tmpl, key) != NULL;
+  if (strcmp(key, "timeout") == 0 || strcmp(key, "activeDeadlineSeconds") == 0)
+    return ydoc_get(tmpl, "container") != NULL || ydoc_get(tmpl, "script") != NULL ||
+           ydoc_get(tmpl, "resource") != NULL || ydoc_get(tmpl, "http") != NULL ||
+           ydoc_get(tmpl, "plugin") != NULL;
+  return true;
+}
+
 static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
                           struct wf_template *t) {
   if (expect_kind(ctx, n, YDOC_MAPPING, "template") < 0)
     return -1;
+  if (ctx->template_defaults != NULL) {
+    /* Argo merges spec.templateDefaults under every template, the
+     * template's own fields winning (mergedTemplateDefaultsInto). */
+    const struct ydoc_node *merged =
+        ydoc_merge(ctx->wf->doc, ctx->template_defaults, n, default_applies, (void *)n);
+    if (merged == NULL)
+      return fail_at(ctx, n, "out of memory merging spec.templateDefaults");
+    n = merged;
+  }
   t->pos = pos_of(n);
   t->node = n;
   const struct ydoc_node *v = ydoc_get(n, "name");
-  if (v == NULL)
-    return fail_at(ctx, n, "a template needs a name");
-  if (get_string(ctx, v, "template name", &t->name) < 0)
-    return -1;
+  if (t->name == NULL) { /* an inline template comes named */
+    if (v == NULL)
+      return fail_at(ctx, n, "a template needs a name");
+    if (get_string(ctx, v, "template name", &t->name) < 0)
+      return -1;
+  }
+  ctx->tmpl_name = t->name;
   if (check_fields(ctx, n, "template", template_fields) < 0)
     return -1;
   const struct ydoc_node *container = ydoc_get(n, "container"), *script = ydoc_get(n, "script"),
@@ -1078,7 +1346,12 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
     return -1;
   if ((v = ydoc_get(n, "failFast")) != NULL && get_bool(ctx, v, "failFast", &t->fail_fast) < 0)
     return -1;
+  if ((v = ydoc_get(n, "synchronization")) != NULL && !ydoc_is_null(v) &&
+      parse_synchronization(ctx, v, "synchronization", &t->mutexes, &t->n_mutexes) < 0)
+    return -1;
   if ((v = ydoc_get(n, "inputs")) != NULL && parse_io(ctx, v, "inputs", &t->inputs, &t->n_inputs) < 0)
+    return -1;
+  if (v != NULL && parse_input_artifacts(ctx, ydoc_get(v, "artifacts"), t) < 0)
     return -1;
   if ((v = ydoc_get(n, "outputs")) != NULL &&
       parse_io(ctx, v, "outputs", &t->outputs, &t->n_outputs) < 0)
@@ -1121,6 +1394,7 @@ int workflow_add_template(struct workflow *wf, const char *file, const struct yd
   struct wf_template t = {0};
   if (parse_template(&ctx, n, &t) < 0) {
     template_free(&t);
+    discard_inlines(&ctx);
     return -1;
   }
   if (workflow_find_template(wf, t.name) != NULL) {
@@ -1131,6 +1405,7 @@ int workflow_add_template(struct workflow *wf, const char *file, const struct yd
   }
   wf->templates = xreallocarray(wf->templates, wf->n_templates + 1, sizeof(*wf->templates));
   wf->templates[wf->n_templates++] = t;
+  append_inlines(&ctx);
   return 0;
 }
 
@@ -1285,10 +1560,10 @@ static const struct field_rule spec_fields[] = {
     {"volumes", FIELD_USED},
     {"volumeClaimTemplates", FIELD_USED},
     {"workflowTemplateRef", FIELD_UNSUPPORTED},
-    {"templateDefaults", FIELD_UNSUPPORTED},
+    {"templateDefaults", FIELD_USED},
     {"suspend", FIELD_UNSUPPORTED},
     {"shutdown", FIELD_UNSUPPORTED},
-    {"synchronization", FIELD_UNSUPPORTED},
+    {"synchronization", FIELD_USED},
     {"podSpecPatch", FIELD_NO_LOCAL_EFFECT},
     {NULL, 0},
 };
@@ -1826,6 +2101,18 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
   if ((v = ydoc_get(spec, "activeDeadlineSeconds")) != NULL &&
       get_string(ctx, v, "spec.activeDeadlineSeconds", &wf->active_deadline_seconds) < 0)
     return -1;
+  if ((v = ydoc_get(spec, "synchronization")) != NULL && !ydoc_is_null(v)) {
+    /* A workflow-level mutex is taken by the whole run, the only workflow
+     * there is: it is always free, so it is checked and has no effect. */
+    char **names = NULL;
+    size_t n_names = 0;
+    int rc = parse_synchronization(ctx, v, "spec.synchronization", &names, &n_names);
+    for (size_t i = 0; i < n_names; i++)
+      free(names[i]);
+    free(names);
+    if (rc < 0)
+      return -1;
+  }
   if ((v = ydoc_get(spec, "retryStrategy")) != NULL && parse_retry(ctx, v, &wf->retry) < 0)
     return -1;
   if ((v = ydoc_get(spec, "arguments")) != NULL &&
@@ -1839,6 +2126,11 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
   if ((v = ydoc_get(spec, "volumeClaimTemplates")) != NULL &&
       volumes_parse_claim_templates(ctx->file, v, &wf->volumes, &wf->n_volumes, ctx->err) < 0)
     return -1;
+  if ((v = ydoc_get(spec, "templateDefaults")) != NULL && !ydoc_is_null(v)) {
+    if (expect_kind(ctx, v, YDOC_MAPPING, "spec.templateDefaults") < 0)
+      return -1;
+    ctx->template_defaults = v;
+  }
   v = ydoc_get(spec, "templates");
   if (v == NULL || ydoc_is_null(v))
     return fail_at(ctx, spec, "spec.templates is required");
@@ -1849,9 +2141,12 @@ static int parse_spec(struct parse_ctx *ctx, const struct ydoc_node *root,
   wf->templates = xcalloc(v->n_items, sizeof(*wf->templates));
   for (size_t i = 0; i < v->n_items; i++) {
     wf->n_templates++;
-    if (parse_template(ctx, v->items[i], &wf->templates[i]) < 0)
+    if (parse_template(ctx, v->items[i], &wf->templates[i]) < 0) {
+      discard_inlines(ctx);
       return -1;
+    }
   }
+  append_inlines(ctx);
   if (volumes_validate(wf, ctx->err) < 0)
     return -1;
   return validate(ctx);

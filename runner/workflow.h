@@ -31,6 +31,7 @@ struct wf_parameter {
   char *value_from_default;
   bool has_value_from;
   bool value_from_resource; /* valueFrom.jsonPath or jqFilter (resource templates) */
+  bool value_from_supplied; /* valueFrom.supplied: given when a suspend node is resumed */
   char *global_name;
   struct src_pos pos;
   struct src_pos value_pos; /* of `value:`; 0:0 when absent or given with -p */
@@ -137,6 +138,20 @@ struct wf_step_group {
   struct src_pos pos;
 };
 
+/* An input artifact with its content in the workflow (raw.data): written
+ * at path in the step before it starts.  No other kind is supported. */
+struct wf_artifact {
+  char *name;
+  char *path;     /* absolute, normalised */
+  char *raw_data; /* may hold {{...}} */
+  struct src_pos pos;
+};
+
+/* The name given to an `inline` template of a step or task ("inline:"
+ * parent "." step): Argo's inline templates have none, and no name in
+ * spec.templates can hold a ':'. */
+#define WF_INLINE_TEMPLATE_PREFIX "inline:"
+
 struct wf_template {
   char *name;
   enum wf_template_kind kind;
@@ -163,6 +178,10 @@ struct wf_template {
   size_t n_mounts;
   struct wf_volume *volumes; /* template-level volumes */
   size_t n_volumes;
+  struct wf_artifact *input_artifacts; /* inputs.artifacts (raw only) */
+  size_t n_input_artifacts;
+  char **mutexes; /* synchronization.mutex(es) names: held while the node runs */
+  size_t n_mutexes;
 
   struct src_pos body_pos; /* resource / http / plugin: the key of the body */
 

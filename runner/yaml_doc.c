@@ -917,6 +917,13 @@ void ydoc_free(struct ydoc *doc) {
 
 /* ---- helpers for the model -------------------------------------------------- */
 
+static struct ydoc_node *patch_key(const struct ydoc_node *mapping, const char *key) {
+  for (size_t i = 0; i < mapping->n_pairs; i++)
+    if (strcmp(mapping->pairs[i].key->scalar, key) == 0)
+      return mapping->pairs[i].key;
+  return NULL;
+}
+
 const struct ydoc_node *ydoc_get(const struct ydoc_node *mapping, const char *key) {
   if (mapping == NULL || key == NULL || mapping->kind != YDOC_MAPPING)
     return NULL;
@@ -927,6 +934,52 @@ const struct ydoc_node *ydoc_get(const struct ydoc_node *mapping, const char *ke
       return mapping->pairs[i].value;
   }
   return NULL;
+}
+
+static const struct ydoc_node *merge_nodes(struct ydoc_arena *a, const struct ydoc_node *base,
+                                           const struct ydoc_node *patch,
+                                           bool (*keep_base)(const char *key, void *ctx),
+                                           void *ctx) {
+  if (patch == NULL || ydoc_is_null(patch))
+    return base;
+  if (base == NULL || base->kind != YDOC_MAPPING || patch->kind != YDOC_MAPPING)
+    return patch;
+  struct ynode *m = arena_alloc(a, sizeof(*m));
+  struct ydoc_pair *pairs = arena_alloc(a, (base->n_pairs + patch->n_pairs) * sizeof(*pairs));
+  if (m == NULL || pairs == NULL)
+    return NULL;
+  memset(m, 0, sizeof(*m));
+  m->pub = *patch;
+  m->pub.pairs = pairs;
+  m->pub.n_pairs = 0;
+  for (size_t i = 0; i < base->n_pairs; i++) {
+    const char *key = base->pairs[i].key->scalar;
+    if (keep_base != NULL && !keep_base(key, ctx))
+      continue;
+    const struct ydoc_node *v =
+        merge_nodes(a, base->pairs[i].value, ydoc_get(patch, key), NULL, NULL);
+    if (v == NULL)
+      return NULL;
+    pairs[m->pub.n_pairs].key = ydoc_get(patch, key) != NULL && !ydoc_is_null(ydoc_get(patch, key))
+                                    ? patch_key(patch, key)
+                                    : base->pairs[i].key;
+    pairs[m->pub.n_pairs++].value = (struct ydoc_node *)(void *)v;
+  }
+  for (size_t i = 0; i < patch->n_pairs; i++) {
+    const char *key = patch->pairs[i].key->scalar;
+    bool in_base = false;
+    for (size_t k = 0; k < m->pub.n_pairs && !in_base; k++)
+      in_base = strcmp(pairs[k].key->scalar, key) == 0;
+    if (!in_base)
+      pairs[m->pub.n_pairs++] = patch->pairs[i];
+  }
+  return &m->pub;
+}
+
+const struct ydoc_node *ydoc_merge(struct ydoc *doc, const struct ydoc_node *base,
+                                   const struct ydoc_node *patch,
+                                   bool (*keep_base)(const char *key, void *ctx), void *ctx) {
+  return merge_nodes(doc->arena, base, patch, keep_base, ctx);
 }
 
 bool ydoc_is_null(const struct ydoc_node *node) {

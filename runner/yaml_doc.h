@@ -79,6 +79,16 @@ int ydoc_as_bool(const struct ydoc_node *node, bool *out);
 int ydoc_as_int(const struct ydoc_node *node, long long *out);
 const char *ydoc_kind_name(enum ydoc_kind kind);
 
+/* patch merged over base the way a JSON merge patch merges objects: two
+ * mappings merge key by key, recursively, in base's key order then patch's
+ * new keys; any other patch value replaces base's; a null in patch (a field
+ * Go would omit) keeps base's.  keep_base(key, ctx), when given, drops
+ * top-level keys of base.  New nodes live in doc's arena and keep the
+ * positions of the nodes they come from; NULL when out of memory. */
+const struct ydoc_node *ydoc_merge(struct ydoc *doc, const struct ydoc_node *base,
+                                   const struct ydoc_node *patch,
+                                   bool (*keep_base)(const char *key, void *ctx), void *ctx);
+
 /* Bad input at node n of file: EP_EXIT_USAGE with its line and column (0:0
  * when n is NULL).  Returns -1.  Every model read from YAML reports this way. */
 int ydoc_fail(ep_error **err, const char *file, const struct ydoc_node *n, const char *fmt, ...)

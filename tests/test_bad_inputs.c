@@ -184,7 +184,8 @@ static const struct bad_case cases[] = {
     {"wf-no-body.yaml", 9, 5, "template 'main' has no body", NULL},
     {"wf-two-bodies.yaml", 9, 5, "more than one body", NULL},
     {"wf-script-no-source.yaml", 11, 7, "needs a source", NULL},
-    {"wf-unsupported-field.yaml", 8, 3, "'spec.synchronization' is not supported", NULL},
+    {"wf-unsupported-field.yaml", 9, 16, "'spec.synchronization' semaphores are not supported", NULL},
+    {"wf-output-artifact.yaml", 11, 7, "'outputs.artifacts' is not supported", NULL},
     /* Volumes: at the name, path or source a reader would fix */
     {"wf-volume-unknown-name.yaml", 16, 16, "volumeMount 'dta' in template 'main': no volume",
      NULL},

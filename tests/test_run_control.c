@@ -62,8 +62,8 @@ static void sleep_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Start `exitprobe run` in the background with its own run directory. */
-static void start_run(struct running *r, const char *name) {
+/* Start `exitprobe run` of text in the background with its own run directory. */
+static void start_run_text(struct running *r, const char *text) {
   snprintf(r->dir, sizeof(r->dir), "%s", test_temp_dir());
   char wf[600], runs[600];
   snprintf(wf, sizeof(wf), "%s/wf.yaml", r->dir);
@@ -71,7 +71,7 @@ static void start_run(struct running *r, const char *name) {
   snprintf(r->report, sizeof(r->report), "%s/report.json", r->dir);
   FILE *f = fopen(wf, "w");
   assert_non_null(f);
-  fputs(workflow_text(name), f);
+  fputs(text, f);
   fclose(f);
   assert_int_equal(setenv("EXITPROBE_RUN_DIR", runs, 1), 0);
   r->pid = fork();
@@ -85,6 +85,10 @@ static void start_run(struct running *r, const char *name) {
           r->report, wf, (char *)NULL);
     _exit(127);
   }
+}
+
+static void start_run(struct running *r, const char *name) {
+  start_run_text(r, workflow_text(name));
 }
 
 /* Wait for the run's FIFO: the run is then listening.  Bounded, so a run
@@ -171,6 +175,74 @@ static void test_stop_runs_the_exit_handler(void **state) {
   assert_int_equal(wait_run(&r), 1);
   check_report(&r, "Stopped with strategy 'Stop'", true);
   check_nothing_left(&r, "ctl-stop");
+}
+
+/* `exitprobe resume RUN --set NODE.PARAM=VALUE`: the suspended node ends
+ * Succeeded with the supplied output, which the next step reads. */
+static void test_resume_with_set(void **state) {
+  (void)state;
+  if (skip_without_sandbox(state) < 0)
+    skip();
+  static const char text[] =
+      "apiVersion: argoproj.io/v1alpha1\n"
+      "kind: Workflow\n"
+      "metadata: {name: ctl-resume}\n"
+      "spec:\n"
+      "  entrypoint: main\n"
+      "  templates:\n"
+      "  - name: main\n"
+      "    steps:\n"
+      "    - - {name: approve, template: approval}\n"
+      "    - - name: show\n"
+      "        template: show\n"
+      "        arguments: {parameters: [{name: a, value: '{{steps.approve.outputs.parameters.answer}}'}]}\n"
+      "  - name: approval\n"
+      "    suspend: {}\n"
+      "    outputs:\n"
+      "      parameters:\n"
+      "      - {name: answer, valueFrom: {supplied: {}}}\n"
+      "  - name: show\n"
+      "    inputs: {parameters: [{name: a}]}\n"
+      "    container:\n"
+      "      image: alpine:3.19\n"
+      "      command: [sh, -c, 'echo answer={{inputs.parameters.a}}']\n";
+  struct running r;
+  start_run_text(&r, text);
+  wait_for_fifo(&r, "ctl-resume");
+  /* Until the suspend node is active a resume finds nothing to resume and
+   * the --set names nothing: the run refuses it and waits on, so repeat. */
+  int status = -1, exit_code = -1;
+  for (int i = 0; i < 300 && exit_code < 0; i++) {
+    char *argv[] = {(char *)test_exitprobe_bin(), "resume", "ctl-resume", "--set",
+                    "approve.answer=yes", NULL};
+    struct test_cmd_result res = test_run(argv);
+    test_cmd_result_free(&res);
+    sleep_ms(100);
+    if (waitpid(r.pid, &status, WNOHANG) == r.pid)
+      exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  if (exit_code < 0)
+    exit_code = wait_run(&r);
+  assert_int_equal(exit_code, 0);
+  json_error_t jerr;
+  json_t *root = json_load_file(r.report, 0, &jerr);
+  assert_non_null(root);
+  json_t *status_obj = json_object_get(root, "status");
+  assert_string_equal(json_string_value(json_object_get(status_obj, "phase")), "Succeeded");
+  bool saw_output = false;
+  const char *id;
+  json_t *node;
+  json_object_foreach(json_object_get(status_obj, "nodes"), id, node) {
+    const char *log = json_string_value(json_object_get(node, "log"));
+    if (log != NULL && strstr(log, "answer=yes") != NULL)
+      saw_output = true;
+  }
+  assert_true(saw_output);
+  json_decref(root);
+  char dir[700];
+  struct stat sb;
+  snprintf(dir, sizeof(dir), "%s/runs/ctl-resume", r.dir);
+  assert_int_equal(stat(dir, &sb), -1);
 }
 
 static void test_terminate_skips_the_exit_handler(void **state) {
@@ -286,6 +358,7 @@ int main(void) {
       cmocka_unit_test(test_stop_runs_the_exit_handler),
       cmocka_unit_test(test_terminate_skips_the_exit_handler),
       cmocka_unit_test(test_stop_by_fifo_path),
+      cmocka_unit_test(test_resume_with_set),
       cmocka_unit_test(test_stop_after_controller_restart),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

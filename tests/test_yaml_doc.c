@@ -233,6 +233,38 @@ static void test_block_scalars(void **state) {
 
 /* ---- anchors, aliases, merge keys ---------------------------------------- */
 
+static bool drop_name(const char *key, void *ctx) {
+  (void)ctx;
+  return strcmp(key, "name") != 0;
+}
+
+/* spec.templateDefaults under a template: mappings merge recursively, the
+ * patch wins on scalars and lists, a null in the patch keeps the base, and
+ * keep_base drops top-level keys of the base only. */
+static void test_merge(void **state) {
+  (void)state;
+  struct ydoc *doc = load_ok("base:\n  name: d\n  timeout: 30s\n  retry: {limit: '2', policy: Always}\n"
+                             "  list: [1, 2]\n  keep: k\n"
+                             "patch:\n  name: t\n  retry: {limit: '5'}\n  list: [3]\n  keep: ~\n"
+                             "  extra: x\n");
+  const struct ydoc_node *base = ydoc_get(doc->root, "base"), *patch = ydoc_get(doc->root, "patch");
+  const struct ydoc_node *m = ydoc_merge(doc, base, patch, drop_name, NULL);
+  assert_non_null(m);
+  assert_int_equal(m->kind, YDOC_MAPPING);
+  assert_string_equal(ydoc_get(m, "name")->scalar, "t");
+  assert_string_equal(ydoc_get(m, "timeout")->scalar, "30s");
+  assert_string_equal(ydoc_get(ydoc_get(m, "retry"), "limit")->scalar, "5");
+  assert_string_equal(ydoc_get(ydoc_get(m, "retry"), "policy")->scalar, "Always");
+  assert_int_equal(ydoc_get(m, "list")->n_items, 1);
+  assert_string_equal(ydoc_get(m, "keep")->scalar, "k");
+  assert_string_equal(ydoc_get(m, "extra")->scalar, "x");
+  assert_int_equal(m->n_pairs, 6);
+  /* The inputs are untouched and positions come from where a value was written. */
+  assert_string_equal(ydoc_get(ydoc_get(base, "retry"), "limit")->scalar, "2");
+  assert_int_equal(ydoc_get(m, "timeout")->line, 3);
+  ydoc_free(doc);
+}
+
 static void test_anchors_share_nodes(void **state) {
   (void)state;
   struct ydoc *doc = load_ok("base: &base\n"
@@ -778,6 +810,7 @@ int main(void) {
       cmocka_unit_test(test_scalar_styles_and_tags),
       cmocka_unit_test(test_block_scalars),
       cmocka_unit_test(test_anchors_share_nodes),
+      cmocka_unit_test(test_merge),
       cmocka_unit_test(test_alias_as_key),
       cmocka_unit_test(test_alias_errors),
       cmocka_unit_test(test_merge_keys),
