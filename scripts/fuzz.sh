@@ -35,21 +35,16 @@ jobs=${FUZZ_JOBS:-1}
 cc=${CC:-clang}
 say() { printf '==> %s\n' "$*"; }
 
-# The shared helpers every target links; xalloc.c once the tree has it.
-common="runner/error.c"
-[[ -f runner/xalloc.c ]] && common+=" runner/xalloc.c"
-# Templates evaluate {{= }} tags with the expression evaluator.
-templates="runner/template_vars.c runner/expr.c"
+# The shared helpers every target links, then its own sources from the one
+# list tests/fuzz/meson.build reads too.
+common="runner/error.c runner/xalloc.c"
 sources_for() {
-  case "$1" in
-  yaml) echo "$common" runner/yaml_doc.c ;;
-  workflow) echo "$common" runner/yaml_doc.c runner/workflow.c runner/volumes.c $templates ;;
-  scenario) echo "$common" runner/yaml_doc.c runner/workflow.c runner/volumes.c $templates \
-                 injector/scenario.c injector/mocks.c reports/expectations.c ;;
-  template) echo "$common" $templates ;;
-  expr) echo "$common" runner/expr.c ;;
-  *) echo "unknown fuzz target '$1' (yaml workflow scenario template expr)" >&2; return 1 ;;
-  esac
+  local line
+  line=$(grep -E "^$1:" tests/fuzz/sources.txt) || {
+    echo "unknown fuzz target '$1' (yaml workflow scenario template expr)" >&2
+    return 1
+  }
+  echo "$common ${line#*:}"
 }
 
 # The project's warning flags, so a harness cannot hide a warning the build
