@@ -37,6 +37,7 @@ static void free_strv(char **v) {
  * variable becomes the node's Error message as in Argo. */
 struct resolved_step {
   char **argv;
+  bool argv0_from_image; /* argv[0] is an image's entrypoint (--image, argosay), not the YAML's */
   char **envp;
   char *working_dir;
   char *source;
@@ -97,6 +98,7 @@ static int resolve_step(const struct controller *c, const struct wf_template *t,
   if (r->argv == NULL || r->envp == NULL)
     abort();
   size_t a = 0;
+  r->argv0_from_image = entrypoint != NULL || argosay_cmd;
   if (entrypoint != NULL)
     r->argv[a++] = strdup(entrypoint);
   else if (t->n_command == 0 && t->n_args == 0) {
@@ -371,7 +373,7 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     goto done;
   }
   chmod(p->tmp_dir, 01777);
-  if (strncmp(r.argv[0], "/tmp/", 5) == 0 && t->n_command == 0 &&
+  if (strncmp(r.argv[0], "/tmp/", 5) == 0 && r.argv0_from_image &&
       stage_entrypoint(p->tmp_dir, &r.argv[0]) < 0) {
     char *msg = xasprintf("cannot stage the image entrypoint %s in the step's /tmp", r.argv[0]);
     node_finish(node, PHASE_ERROR, msg);
