@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handler_runs.h"
 #include "ledger.h"
 #include "../reports/report_json.h"
 #include "../runner/state_load.h"
@@ -27,7 +28,7 @@ struct supervisor {
   struct ledger *ledger;
   char *state_path, *final_path;
   json_t *actions; /* what the watchdog did, for the report */
-  int handler_runs;
+  struct handler_runs handler_runs; /* executions, as a witness of its steps counts them */
   bool handler_done;
   bool handler_intent_open; /* an exit-handler intent without its outcome on record */
   bool compensated;
@@ -148,8 +149,10 @@ static int journal_line(struct supervisor *s, char *line, int ack_fd, ep_error *
   uint16_t type = fields[0] ? event_type(fields[0]) : 0;
   if (type == 0)
     return 0;
+  if (type == LEDGER_T_NODE_STARTED)
+    handler_runs_note_launch(&s->handler_runs, fields[2]);
   if (type == LEDGER_T_EXIT_HANDLER_INTENT) {
-    s->handler_runs++;
+    handler_runs_note_intent(&s->handler_runs);
     s->handler_intent_open = true;
   }
   if (type == LEDGER_T_EXIT_HANDLER_DONE) {
@@ -400,6 +403,7 @@ static const char *mode_name(enum fault_crash_then t) {
 
 int supervise(const struct supervise_request *req, struct run_state **out, ep_error **err) {
   struct supervisor s = {.req = req, .actions = json_array()};
+  handler_runs_set_workflow(&s.handler_runs, req->wf->name);
   struct run_state *st = req->fresh, *result = NULL;
   char *uid = NULL;
   int rc = -1;
@@ -511,7 +515,7 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
   /* The record decides what the report says about the exit handler. */
   struct exit_handler_record *eh = &result->exit_handler;
   eh->declared = req->wf->on_exit != NULL;
-  eh->runs = s.handler_runs + (s.compensated ? 1 : 0);
+  eh->runs = handler_runs_count(&s.handler_runs) + (s.compensated ? 1 : 0);
   eh->ran = eh->runs > 0;
   if (s.compensated) {
     eh->by = BY_WATCHDOG;
@@ -534,6 +538,7 @@ out:
   run_state_free(st);
   run_state_free(result);
   json_decref(s.actions);
+  handler_runs_free(&s.handler_runs);
   ledger_close(&s.ledger);
   free(ledger_path);
   free(s.state_path);
