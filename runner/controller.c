@@ -47,7 +47,8 @@ void want_wakeup(struct controller *c, int64_t at_us) {
  * and the workflow's end always write it, and so does every event of a
  * controller that has a crash planned (crash_at).  The ledger stays
  * the record of every event; a restart from a lagging snapshot re-runs the
- * steps that ended after it (at-least-once, as for a running step). */
+ * steps that ended and were released, or were launched, after it
+ * (at-least-once; a step it shows Running is adopted, pod_adopt.c). */
 #define PERSIST_COST_SHARE 10
 
 static void persist_state(struct controller *c, bool now) {
