@@ -25,7 +25,7 @@ static bool in_exit_handler(const struct controller *c, const struct wf_node *no
 /* Its deadline still counts from its start, not from the adoption. */
 static void adopted_deadline(struct controller *c, struct pod *p) {
   char *why = NULL;
-  if (p->tmpl != NULL && pod_deadline(c, p->tmpl, &c->globals, p->in_exit_handler,
+  if (pod_deadline(c, p->tmpl, &c->globals, p->in_exit_handler,
                                       p->node->started_at_us, &p->deadline_us, &why) < 0) {
     progress(c, "  %s: its deadline cannot be computed again (%s): none applied",
              p->node->display_name, why);
@@ -54,6 +54,15 @@ static void adopt_one(struct controller *c, struct wf_node *node) {
   free(node->log);
   node->log = NULL;
   node->log_len = 0;
+  if (p->tmpl == NULL) {
+    /* Settling needs the template (outputs, deadline): one not found by
+     * name (inline, templateRef) is launched again; its step is fenced. */
+    node->phase = PHASE_PENDING;
+    run_state_add_note(c->st, "%s: its template is not known by name here: run again instead of "
+                       "adopted", node->display_name);
+    pod_discard(p);
+    return;
+  }
   ep_error *e = NULL;
   int rc = p->output_files ? sandbox_adopt(c->sandbox, node->id, p->tmp_dir, &p->step, &e) : 0;
   ep_error_free(&e);
