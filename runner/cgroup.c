@@ -1187,3 +1187,102 @@ int ep_cg_fence_path(const char *path, int *killed) {
   }
   return -1;
 }
+
+/* A step group another process of this run made (a controller that died):
+ * taken over as if this manager had made it, so that sweeping the rest
+ * spares it and destroying it at reap removes it.  Returns 1 when found,
+ * 0 when no hierarchy holds a group of that name. */
+int ep_cg_step_adopt(struct ep_cg_manager *m, const char *name, struct ep_cg_step **out) {
+  char clean[NAME_MAX_LEN + 1];
+  sanitize_name(name, clean, sizeof(clean));
+  struct ep_cg_step *s = step_alloc(m);
+  s->name = xstrdup(clean);
+  bool found = false;
+  for (size_t i = 0; i < m->n; i++) {
+    const struct cg_hier *h = &m->h[i];
+    if (h->run_fd < 0)
+      continue;
+    s->dir_fd[i] = openat(h->run_fd, clean, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (s->dir_fd[i] < 0)
+      continue;
+    s->path[i] = xasprintf("%s/%s", h->run_path, clean);
+    found = true;
+  }
+  if (!found) {
+    step_free(s);
+    return 0;
+  }
+  s->cur = (struct ep_cg_limits){.memory = 0, .pids = -1, .fresh = true};
+  link_step(m, s);
+  *out = s;
+  return 1;
+}
+
+/* Whether /proc says pid is the init of its own PID namespace (its
+ * innermost NSpid is 1). */
+static bool is_namespace_init(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return false;
+  bool init = false;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    if (strncmp(line, "NSpid:", 6) != 0)
+      continue;
+    char *last = strrchr(line, '\t');
+    init = last != NULL && strtol(last + 1, NULL, 10) == 1 && strchr(line + 7, '\t') != NULL;
+    break;
+  }
+  fclose(f);
+  return init;
+}
+
+static bool listed(int dirfd, pid_t want) {
+  int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+  if (f == NULL) {
+    if (fd >= 0)
+      close(fd);
+    return false;
+  }
+  long pid;
+  bool found = false;
+  while (!found && fscanf(f, "%ld", &pid) == 1)
+    found = (pid_t)pid == want;
+  fclose(f);
+  return found;
+}
+
+int ep_cg_step_find_init(const struct ep_cg_step *s, int *pidfd, pid_t *pid) {
+  int dirfd = -1;
+  for (size_t i = 0; i < s->m->n && dirfd < 0; i++)
+    dirfd = s->dir_fd[i];
+  if (dirfd < 0)
+    return 0;
+  int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+  if (f == NULL) {
+    if (fd >= 0)
+      close(fd);
+    return 0;
+  }
+  long p;
+  int found = 0;
+  while (!found && fscanf(f, "%ld", &p) == 1) {
+    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)p, 0);
+    if (pfd < 0)
+      continue;
+    /* The pidfd pins the process; still listed in the step's group after
+     * it was taken, it is the step's and not a recycled PID. */
+    if (is_namespace_init((pid_t)p) && listed(dirfd, (pid_t)p)) {
+      *pidfd = pfd;
+      *pid = (pid_t)p;
+      found = 1;
+    } else {
+      close(pfd);
+    }
+  }
+  fclose(f);
+  return found;
+}

@@ -112,6 +112,16 @@ const char *ep_cg_manager_run_path(const struct ep_cg_manager *m, size_t i);
  * is still busy after ~2 s. */
 int ep_cg_fence_path(const char *path, int *killed);
 
+/* Take over the step group `name` (as given to ep_cg_step_create, in a
+ * process forked from the manager's creator) that another process of the
+ * run made -- a controller that died -- so that a sweep spares it and
+ * ep_cg_step_destroy removes it.  1: adopted; 0: no such group. */
+int ep_cg_step_adopt(struct ep_cg_manager *m, const char *name, struct ep_cg_step **out);
+/* The step's init (the init of a PID namespace listed in the step's group),
+ * with a pidfd taken before its membership was confirmed, so that a
+ * recycled PID is never mistaken for it.  1: found; 0: none left. */
+int ep_cg_step_find_init(const struct ep_cg_step *s, int *pidfd, pid_t *pid);
+
 /* Send sig to every process of the step's group but `except`; returns how
  * many were signalled, -1 when the step has no group. */
 int ep_cg_step_signal(const struct ep_cg_step *s, int sig, pid_t except);

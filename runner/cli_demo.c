@@ -72,7 +72,7 @@ static const struct demo_case cases[] = {
     {"terminated", "argo terminate while work runs: the handler does NOT run",
      "  - {target: work, action: hang}\n"
      "  - {action: shutdown, strategy: terminate, target: work, after: 100ms}\n"},
-    {"crash+restart", "controller killed while the handler runs, restarted: it runs again",
+    {"crash+restart", "controller killed while the handler runs, restarted: it adopts the pod",
      "  - {action: controller-crash, at: \"during:exit-handler\", then: restart}\n"},
     {"crash+stay-down", "controller killed before the handler, never back: the watchdog runs it",
      "  - {action: controller-crash, at: \"before:exit-handler\", then: stay-down}\n"},

@@ -47,7 +47,8 @@ void want_wakeup(struct controller *c, int64_t at_us) {
  * and the workflow's end always write it, and so does every event of a
  * controller that has a crash planned (crash_at).  The ledger stays
  * the record of every event; a restart from a lagging snapshot re-runs the
- * steps that ended after it (at-least-once, as for a running step). */
+ * steps that ended and were released, or were launched, after it
+ * (at-least-once; a step it shows Running is adopted, pod_adopt.c). */
 #define PERSIST_COST_SHARE 10
 
 static void persist_state(struct controller *c, bool now) {
@@ -605,14 +606,16 @@ static bool run_finished(const struct controller *c) {
   return c->n_pods == 0 && c->st->phase != PHASE_RUNNING && c->st->phase != PHASE_PENDING;
 }
 
-/* A restarted controller finds pods that were running when it died gone
- * (they were fenced): their nodes go back to Pending and run again, as Argo
- * re-creates a Pending node's missing pod.  (Argo would adopt a running pod
- * instead; exitprobe cannot, since the pod's output went to the dead
- * controller.)  Composite nodes are re-evaluated from their children. */
-static void prepare_resume(struct run_state *st) {
+/* A restarted controller: pods still Running on record are adopted
+ * (adopt_pods) when their steps could outlive the dead controller; other
+ * unfinished pods go back to Pending and run again, as Argo re-creates a
+ * Pending node's missing pod.  Composite nodes are re-evaluated from their
+ * children. */
+static void prepare_resume(struct run_state *st, bool adopting) {
   for (size_t i = 0; i < st->n_nodes; i++) {
     struct wf_node *n = st->nodes[i];
+    if (adopting && n->phase == PHASE_RUNNING)
+      continue;
     if (n->type == NODE_POD && !node_phase_fulfilled(n->phase)) {
       n->phase = PHASE_PENDING;
       free(n->log);
@@ -634,13 +637,13 @@ static int64_t deadline_start(const struct run_state *st, const struct controlle
 int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
                    const struct controller_options *opts, struct run_state *st, ep_error **err) {
   struct controller c = {.wf = wf, .sandbox = sandbox, .opts = opts, .st = st, .err = err,
-                         .epfd = -1, .sigfd = -1, .timerfd = -1};
+                         .epfd = -1, .sigfd = -1, .timerfd = -1, .inotify_fd = -1};
   int rc = -1;
   st->phase = PHASE_RUNNING;
   if (st->started_at_us == 0)
     st->started_at_us = now_realtime_us();
   if (opts->resume)
-    prepare_resume(st);
+    prepare_resume(st, opts->supervised);
   if (opts->resume && st->shutdown != NULL) {
     /* A stop or terminate the dead controller had begun still holds. */
     c.stopping = true;
@@ -667,6 +670,8 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
   }
   if (setup_loop(&c) < 0)
     goto out;
+  if (opts->resume && opts->supervised)
+    adopt_pods(&c);
   reconcile(&c);
   renew_lease(&c);
   arm_wakeup(&c);
@@ -703,6 +708,9 @@ int controller_run(const struct workflow *wf, struct sandbox_context *sandbox,
       case WATCH_NOTIFY:
         answer_syscall(&c, w->pod, events[i].events);
         break;
+      case WATCH_OUTPUT_FILES:
+        drain_output_files(&c);
+        break;
       }
     }
     /* Settle pods only after the whole batch: a pod freed here may still
@@ -733,5 +741,7 @@ out:
     close(c.sigfd);
   if (c.timerfd >= 0)
     close(c.timerfd);
+  if (c.inotify_fd >= 0)
+    close(c.inotify_fd);
   return rc;
 }

@@ -23,6 +23,7 @@ enum watch_kind {
   WATCH_SIGNAL,
   WATCH_TIMER,
   WATCH_CONTROL, /* the run's control FIFO */
+  WATCH_OUTPUT_FILES, /* inotify: a supervised step wrote to its output files */
 };
 
 struct pod;
@@ -51,6 +52,9 @@ struct pod {
   char *tmp_dir;           /* host directory bound at the step's /tmp */
   char *volumes_dir;       /* the pod's emptyDir volumes (removed with the pod), or NULL */
   bool exited, stdout_eof, stderr_eof;
+  bool output_files;       /* supervised: output and status in files beside tmp_dir, so
+                              that the step outlives this controller (io_prefix) */
+  int wd_stdout, wd_stderr; /* their inotify watches, -1 when none */
   bool in_exit_handler;    /* exempt from Stop and the workflow deadline */
   enum kill_reason kill_reason;
   int64_t term_sent_us;    /* when SIGTERM was sent, 0 = not yet */
@@ -82,7 +86,8 @@ struct controller {
   ep_error **err;
   struct var_scope globals;
   int epfd, sigfd, timerfd;
-  struct watch sig_watch, timer_watch, control_watch;
+  struct watch sig_watch, timer_watch, control_watch, output_files_watch;
+  int inotify_fd;           /* supervised steps' output files, -1 until the first */
   struct pod *pods; /* in flight */
   size_t n_pods;
   bool stopping;    /* Stop in effect */
@@ -129,10 +134,30 @@ int resume_suspend_nodes(struct controller *c, const struct run_control_set *set
 int subst(const char *in, const struct var_scope *scope, char **out, char **why);
 
 /* pods.c */
+/* A pod not yet launched: its files are supervised ones when the run is. */
+struct pod *pod_new(struct controller *c);
+/* Watch a launched (or adopted) pod and count it in flight; its node Running. */
+void pod_register(struct controller *c, struct pod *p);
+/* A pod whose step ended unwatched (p->result filled, its output fds open on
+ * the files): read them and settle its node now. */
+void pod_settle_ended(struct controller *c, struct pod *p);
+/* Free a pod that is not in flight, its /tmp and files with it. */
+void pod_discard(struct pod *p);
+/* A leaf's deadline counted from `from` (realtime µs): activeDeadlineSeconds
+ * or timeout, and outside exit handlers never past the workflow's. */
+int pod_deadline(struct controller *c, const struct wf_template *t, const struct var_scope *scope,
+                 bool in_exit_handler, int64_t from, int64_t *out, char **why);
 void launch_pod(struct controller *c, struct wf_node *node, const struct wf_template *t,
                 const struct var_scope *scope, const struct exec_ctx *x);
 void reap_pod(struct controller *c, struct pod *p);
 void drain_pipe(struct controller *c, struct pod *p, int stream);
+/* Output files of supervised steps changed: read what is new. */
+void drain_output_files(struct controller *c);
+/* A restarted controller takes over the pods its predecessor left running
+ * (sandbox_adopt), finishes those that ended meanwhile from their status
+ * files, marks those that vanished Error ("pod deleted", as Argo), and
+ * sends those never launched or already released back to Pending. */
+void adopt_pods(struct controller *c);
 /* A trapped syscall of a step under a syscall fault (events: epoll flags). */
 void answer_syscall(struct controller *c, struct pod *p, uint32_t events);
 void maybe_finish_pod(struct controller *c, struct pod *p);

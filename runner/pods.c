@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -169,6 +170,34 @@ static void pod_free(struct pod *p) {
   free(p);
 }
 
+struct pod *pod_new(struct controller *c) {
+  struct pod *p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    abort();
+  p->step.stdout_fd = p->step.stderr_fd = p->step.pidfd = p->step.notify_fd = -1;
+  p->wd_stdout = p->wd_stderr = -1;
+  /* Supervised steps outlive a controller crash, to be adopted by the
+   * next one -- where their groups can be found again and fenced. */
+  const struct sandbox_capabilities *caps = sandbox_context_capabilities(c->sandbox);
+  p->output_files = c->opts->supervised && caps->namespaces && caps->cgroup != SANDBOX_CGROUP_NONE;
+  return p;
+}
+
+static void remove_output_files(const struct pod *p) {
+  static const char *const suffixes[] = {"stdout", "stderr", "status"};
+  for (size_t i = 0; p->output_files && p->tmp_dir != NULL && i < 3; i++) {
+    char *path = xasprintf("%s.%s", p->tmp_dir, suffixes[i]);
+    unlink(path);
+    free(path);
+  }
+}
+
+void pod_discard(struct pod *p) {
+  remove_tree(p->tmp_dir);
+  remove_output_files(p);
+  pod_free(p);
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
   (void)sb, (void)flag, (void)ftw;
   remove(path);
@@ -189,10 +218,9 @@ void remove_tree(const char *path) {
 
 /* A leaf's deadline: template activeDeadlineSeconds or timeout from its
  * start, and -- outside exit handlers -- never past the workflow's. */
-static int pod_deadline(struct controller *c, const struct wf_template *t,
-                        const struct var_scope *scope, const struct exec_ctx *x, int64_t *out,
-                        char **why) {
-  int64_t now = now_realtime_us(), deadline = 0;
+int pod_deadline(struct controller *c, const struct wf_template *t, const struct var_scope *scope,
+                 bool in_exit_handler, int64_t from, int64_t *out, char **why) {
+  int64_t now = from, deadline = 0;
   const char *texts[2] = {t->active_deadline_seconds, t->timeout};
   static const enum fault_deadline_field fields[2] = {FAULT_DEADLINE_ACTIVE_DEADLINE_SECONDS,
                                                       FAULT_DEADLINE_TIMEOUT};
@@ -220,7 +248,7 @@ static int pod_deadline(struct controller *c, const struct wf_template *t,
     if (deadline == 0 || at < deadline)
       deadline = at;
   }
-  if (!x->in_exit_handler && c->deadline_us != 0 && (deadline == 0 || c->deadline_us < deadline))
+  if (!in_exit_handler && c->deadline_us != 0 && (deadline == 0 || c->deadline_us < deadline))
     deadline = c->deadline_us;
   *out = deadline;
   return 0;
@@ -335,10 +363,7 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
   struct step_binds binds = {NULL, 0};
   char *why = NULL;
   ep_error *e = NULL;
-  struct pod *p = calloc(1, sizeof(*p));
-  if (p == NULL)
-    abort();
-  p->step.stdout_fd = p->step.stderr_fd = p->step.pidfd = p->step.notify_fd = -1;
+  struct pod *p = pod_new(c);
   struct var_scope local;
   var_scope_init(&local, scope);
   /* spec.parallelism: the node waits, Pending, for a free slot. */
@@ -349,7 +374,8 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     want_wakeup(c, now_realtime_us() + delay);
     goto done;
   }
-  if (pod_deadline(c, t, scope, x, &p->deadline_us, &why) < 0) {
+  if (pod_deadline(c, t, scope, x->in_exit_handler, now_realtime_us(), &p->deadline_us, &why) <
+      0) {
     node_finish(node, PHASE_ERROR, why);
     goto done;
   }
@@ -415,6 +441,7 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
       .network_isolated = c->opts->network_isolated,
       .binds = binds.binds,
       .n_binds = binds.n,
+      .io_prefix = p->output_files ? p->tmp_dir : NULL,
   };
   fault_plan_prepare_step(c->opts->faults, node, &spec, &p->faults);
   if (sandbox_launch(c->sandbox, &spec, &p->step, &e) < 0) {
@@ -432,31 +459,13 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
   p->output.on_line_ctx = p;
   fault_plan_step_started(c->opts->faults, node, &p->faults, &p->step, now_realtime_us());
   p->in_exit_handler = x->in_exit_handler;
-  p->watches[0] = (struct watch){WATCH_PIDFD, p};
-  p->watches[1] = (struct watch){WATCH_STDOUT, p};
-  p->watches[2] = (struct watch){WATCH_STDERR, p};
-  p->watches[3] = (struct watch){WATCH_NOTIFY, p};
-  if (epoll_add(c, p->step.pidfd, &p->watches[0]) < 0 ||
-      epoll_add(c, p->step.stdout_fd, &p->watches[1]) < 0 ||
-      epoll_add(c, p->step.stderr_fd, &p->watches[2]) < 0 ||
-      (p->step.notify_fd >= 0 && epoll_add(c, p->step.notify_fd, &p->watches[3]) < 0)) {
-    c->internal_error = true;
-    sandbox_signal(&p->step, SIGKILL, NULL);
-  }
-  node->phase = PHASE_RUNNING;
-  p->next = c->pods;
-  c->pods = p;
-  c->n_pods++;
-  if (p->deadline_us)
-    want_wakeup(c, p->deadline_us);
+  pod_register(c, p);
   p = NULL;
   progress(c, "  started  %s (%s)", node->display_name, node->pod_name);
   controller_event(c, "node-started", node, false);
 done:
-  if (p != NULL) {
-    remove_tree(p->tmp_dir);
-    pod_free(p);
-  }
+  if (p != NULL)
+    pod_discard(p);
   var_scope_clear(&local);
   resolved_step_free(&r);
   step_binds_free(&binds);
@@ -614,8 +623,7 @@ void maybe_finish_pod(struct controller *c, struct pod *p) {
     }
   }
   c->n_pods--;
-  remove_tree(p->tmp_dir);
-  pod_free(p);
+  pod_discard(p);
 }
 
 void drain_pipe(struct controller *c, struct pod *p, int stream) {
@@ -641,6 +649,107 @@ void drain_pipe(struct controller *c, struct pod *p, int stream) {
       p->stderr_eof = true;
     return;
   }
+}
+
+/* A supervised step's output file: read what it added (the end of the
+ * file is not the end of the stream while the step runs). */
+static void drain_file(struct pod *p, int stream) {
+  int fd = stream == 1 ? p->step.stdout_fd : p->step.stderr_fd;
+  char buf[65536];
+  ssize_t n;
+  while (fd >= 0 && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)))
+    if (n > 0)
+      step_output_feed(&p->output, stream, buf, (size_t)n, p->node);
+}
+
+/* Its init has exited, and with it every process of its PID namespace:
+ * the files are complete. */
+static void finish_output_files(struct controller *c, struct pod *p) {
+  for (int stream = 1; stream <= 2; stream++) {
+    int *fd = stream == 1 ? &p->step.stdout_fd : &p->step.stderr_fd;
+    int *wd = stream == 1 ? &p->wd_stdout : &p->wd_stderr;
+    drain_file(p, stream);
+    if (*wd >= 0)
+      inotify_rm_watch(c->inotify_fd, *wd);
+    *wd = -1;
+    if (*fd >= 0)
+      close(*fd);
+    *fd = -1;
+  }
+  p->stdout_eof = p->stderr_eof = true;
+}
+
+static int watch_output_files(struct controller *c, struct pod *p) {
+  if (c->inotify_fd < 0) {
+    c->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (c->inotify_fd < 0)
+      return ep_error_set_errno(c->err, EP_EXIT_INTERNAL, errno, "inotify_init1");
+    c->output_files_watch = (struct watch){WATCH_OUTPUT_FILES, NULL};
+    if (epoll_add(c, c->inotify_fd, &c->output_files_watch) < 0)
+      return -1;
+  }
+  char *out = xasprintf("%s.stdout", p->tmp_dir), *err = xasprintf("%s.stderr", p->tmp_dir);
+  p->wd_stdout = inotify_add_watch(c->inotify_fd, out, IN_MODIFY);
+  p->wd_stderr = inotify_add_watch(c->inotify_fd, err, IN_MODIFY);
+  free(out);
+  free(err);
+  if (p->wd_stdout < 0 || p->wd_stderr < 0)
+    return ep_error_set_errno(c->err, EP_EXIT_INTERNAL, errno, "inotify_add_watch");
+  /* What the step wrote before the watches existed. */
+  drain_file(p, 1);
+  drain_file(p, 2);
+  return 0;
+}
+
+void drain_output_files(struct controller *c) {
+  char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  ssize_t n;
+  while ((n = read(c->inotify_fd, buf, sizeof(buf))) > 0) {
+    for (char *at = buf; at < buf + n;) {
+      const struct inotify_event *ev = (const struct inotify_event *)at;
+      at += sizeof(*ev) + ev->len;
+      for (struct pod *p = c->pods; p; p = p->next) {
+        if (p->exited || !p->output_files)
+          continue;
+        /* A lost queue (IN_Q_OVERFLOW, wd -1) means: read them all. */
+        if (ev->wd == -1 || ev->wd == p->wd_stdout)
+          drain_file(p, 1);
+        if (ev->wd == -1 || ev->wd == p->wd_stderr)
+          drain_file(p, 2);
+      }
+    }
+  }
+}
+
+void pod_settle_ended(struct controller *c, struct pod *p) {
+  p->exited = true;
+  finish_output_files(c, p);
+  p->next = c->pods;
+  c->pods = p;
+  c->n_pods++;
+  maybe_finish_pod(c, p);
+}
+
+void pod_register(struct controller *c, struct pod *p) {
+  p->watches[0] = (struct watch){WATCH_PIDFD, p};
+  p->watches[1] = (struct watch){WATCH_STDOUT, p};
+  p->watches[2] = (struct watch){WATCH_STDERR, p};
+  p->watches[3] = (struct watch){WATCH_NOTIFY, p};
+  bool pipes = !p->output_files;
+  if (epoll_add(c, p->step.pidfd, &p->watches[0]) < 0 ||
+      (pipes && epoll_add(c, p->step.stdout_fd, &p->watches[1]) < 0) ||
+      (pipes && epoll_add(c, p->step.stderr_fd, &p->watches[2]) < 0) ||
+      (p->output_files && watch_output_files(c, p) < 0) ||
+      (p->step.notify_fd >= 0 && epoll_add(c, p->step.notify_fd, &p->watches[3]) < 0)) {
+    c->internal_error = true;
+    sandbox_signal(&p->step, SIGKILL, NULL);
+  }
+  p->node->phase = PHASE_RUNNING;
+  p->next = c->pods;
+  c->pods = p;
+  c->n_pods++;
+  if (p->deadline_us)
+    want_wakeup(c, p->deadline_us);
 }
 
 static int decide_syscall(void *ctx, size_t tag, int nr) {
@@ -678,6 +787,8 @@ void reap_pod(struct controller *c, struct pod *p) {
     ep_error_free(&e);
   }
   p->exited = true;
+  if (p->output_files)
+    finish_output_files(c, p);
 }
 
 
@@ -738,8 +849,7 @@ void kill_all_pods(struct controller *c) {
       reap_pod(c, p);
     }
     c->pods = p->next;
-    remove_tree(p->tmp_dir);
-    pod_free(p);
+    pod_discard(p);
   }
   c->n_pods = 0;
 }

@@ -116,6 +116,11 @@ struct sandbox_step_private {
   int pidfd;     /* the same descriptor as sandbox_step.pidfd */
   int notify_fd; /* the same descriptor as sandbox_step.notify_fd */
   int sync_fd;   /* still open when launch returned before the exec: read at reap */
+  bool foreign;      /* not our child (io_prefix): reaped by the supervisor, its status
+                        read from status_path */
+  char *status_path;
+  bool has_file_status; /* file_status read from status_path at reap */
+  int file_status;
   struct notify_fault *faults; /* the notify ones */
   size_t n_faults;
   bool setup_failed;
@@ -1074,6 +1079,7 @@ static void release_private(struct sandbox_context *ctx, struct sandbox_step_pri
   close_fd(&priv->sync_fd);
   close_fd(&priv->notify_fd);
   free(priv->faults);
+  free(priv->status_path);
   free(priv);
 }
 
@@ -1321,6 +1327,37 @@ static pid_t start_init(struct sandbox_context *ctx, uint64_t flags, int into, i
   return pid;
 }
 
+static int open_io_file(const char *prefix, const char *suffix, int flags, char **path_out,
+                        ep_error **err) {
+  char *path = NULL;
+  if (asprintf(&path, "%s.%s", prefix, suffix) < 0)
+    abort();
+  int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "cannot open %s", path);
+  if (path_out != NULL && fd >= 0)
+    *path_out = path;
+  else
+    free(path);
+  return fd;
+}
+
+/* A supervised step's output and status go to files that outlive its
+ * controller (see sandbox_step_spec.io_prefix); laid out as the pipes they
+ * replace: [0] what the runner reads, [1] what the step writes. */
+static int open_io_files(const char *prefix, struct sandbox_step_private *priv, int out_p[2],
+                         int err_p[2], int status_p[2], ep_error **err) {
+  static const int create = O_WRONLY | O_CREAT | O_TRUNC;
+  priv->foreign = true;
+  if ((out_p[1] = open_io_file(prefix, "stdout", create, NULL, err)) < 0 ||
+      (out_p[0] = open_io_file(prefix, "stdout", O_RDONLY, NULL, err)) < 0 ||
+      (err_p[1] = open_io_file(prefix, "stderr", create, NULL, err)) < 0 ||
+      (err_p[0] = open_io_file(prefix, "stderr", O_RDONLY, NULL, err)) < 0 ||
+      (status_p[1] = open_io_file(prefix, "status", create, &priv->status_path, err)) < 0)
+    return -1;
+  return 0;
+}
+
 int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *spec,
                    struct sandbox_step *out, ep_error **err) {
   out->pid = -1;
@@ -1352,8 +1389,15 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
                           err) < 0)
       goto cleanup;
   }
-  if (pipe2(sync_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 ||
-      pipe2(status_p, O_CLOEXEC | O_NONBLOCK) < 0) {
+  if (spec->io_prefix != NULL) {
+    if (pipe2(sync_p, O_CLOEXEC) < 0) {
+      ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "pipe2");
+      goto cleanup;
+    }
+    if (open_io_files(spec->io_prefix, priv, out_p, err_p, status_p, err) < 0)
+      goto cleanup;
+  } else if (pipe2(sync_p, O_CLOEXEC) < 0 || pipe2(out_p, O_CLOEXEC) < 0 ||
+             pipe2(err_p, O_CLOEXEC) < 0 || pipe2(status_p, O_CLOEXEC | O_NONBLOCK) < 0) {
     ep_error_set_errno(err, EP_EXIT_INTERNAL, errno, "pipe2");
     goto cleanup;
   }
@@ -1379,6 +1423,8 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
   uint64_t flags = 0;
   if (ctx->caps.namespaces)
     flags = NS_FLAGS | (spec->network_isolated ? (uint64_t)CLONE_NEWNET : 0);
+  if (priv->foreign)
+    flags |= CLONE_PARENT;
   struct ep_cg_join join = {.clone_into = -1, .fallback_fd = -1, .n = 0};
   if (priv->cg != NULL)
     ep_cg_step_join(priv->cg, &join);
@@ -1410,7 +1456,7 @@ int sandbox_launch(struct sandbox_context *ctx, const struct sandbox_step_spec *
     ep_cg_step_close_join_fds(priv->cg);
   priv->pidfd = pidfd;
   await_command(&sync_p[0], handoff[0], priv);
-  if (set_nonblocking(out_p[0]) < 0 || set_nonblocking(err_p[0]) < 0) {
+  if (!priv->foreign && (set_nonblocking(out_p[0]) < 0 || set_nonblocking(err_p[0]) < 0)) {
     /* Cannot happen for a fresh pipe; the step still has to be reaped. */
   }
   out->pid = pid;
@@ -1541,8 +1587,9 @@ static bool read_command_status(int fd, int *status) {
 static void classify(const siginfo_t *si, const struct sandbox_step_private *priv,
                      struct sandbox_result *r) {
   if (si->si_code == CLD_EXITED) {
-    int st;
-    if (priv->status_fd >= 0 && read_command_status(priv->status_fd, &st)) {
+    int st = priv->file_status;
+    if (priv->has_file_status ||
+        (priv->status_fd >= 0 && read_command_status(priv->status_fd, &st))) {
       if (WIFSIGNALED(st)) {
         r->signal = WTERMSIG(st);
         r->exit_code = 128 + r->signal;
@@ -1562,6 +1609,42 @@ static void classify(const siginfo_t *si, const struct sandbox_step_private *pri
   }
 }
 
+/* The wait status an init left in its status file: 1 read, 0 empty, -1 no file. */
+static int read_status_file(const char *path, int *status) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return -1;
+  bool got = read_command_status(fd, status);
+  close(fd);
+  return got ? 1 : 0;
+}
+
+/* A step that is not our child: its pidfd turns readable when the init
+ * exits (the supervisor reaps it); what waitid would say is rebuilt from
+ * the status file -- exited with the command's code, or, with no word
+ * written, killed (SIGKILL: ours, the fence's, or the OOM killer's). */
+static int wait_foreign(int pidfd, struct sandbox_step_private *priv, siginfo_t *si) {
+  struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+  while (poll(&pfd, 1, -1) < 0)
+    if (errno != EINTR)
+      return -errno;
+  memset(si, 0, sizeof(*si));
+  int status = 0;
+  if (priv->status_path != NULL && read_status_file(priv->status_path, &status) == 1) {
+    priv->has_file_status = true;
+    priv->file_status = status;
+    si->si_code = CLD_EXITED;
+    si->si_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  } else if (priv->setup_failed) {
+    si->si_code = CLD_EXITED;
+    si->si_status = SETUP_FAILED_EXIT;
+  } else {
+    si->si_code = CLD_KILLED;
+    si->si_status = SIGKILL;
+  }
+  return 0;
+}
+
 int sandbox_reap(struct sandbox_context *ctx, struct sandbox_step *step,
                  struct sandbox_result *result, ep_error **err) {
   memset(result, 0, sizeof(*result));
@@ -1569,7 +1652,7 @@ int sandbox_reap(struct sandbox_context *ctx, struct sandbox_step *step,
   if (priv == NULL || step->pidfd < 0)
     return ep_error_set(err, EP_EXIT_INTERNAL, "sandbox_reap: step not running");
   siginfo_t si;
-  int rc = wait_pidfd(step->pidfd, &si);
+  int rc = priv->foreign ? wait_foreign(step->pidfd, priv, &si) : wait_pidfd(step->pidfd, &si);
   if (rc < 0)
     return ep_error_set_errno(err, EP_EXIT_INTERNAL, -rc, "waitid(step init %d)", (int)step->pid);
   if (priv->sync_fd >= 0) {
@@ -1592,6 +1675,63 @@ int sandbox_reap(struct sandbox_context *ctx, struct sandbox_step *step,
   return 0;
 }
 
+int sandbox_adopt(struct sandbox_context *ctx, const char *name, const char *io_prefix,
+                  struct sandbox_step *out, ep_error **err) {
+  (void)err;
+  out->pid = -1;
+  out->pidfd = out->stdout_fd = out->stderr_fd = out->notify_fd = -1;
+  out->priv = NULL;
+  struct ep_cg_step *cg = NULL;
+  if (ctx->cg == NULL || ep_cg_step_adopt(ctx->cg, name, &cg) == 0)
+    return 0;
+  struct sandbox_step_private *priv = calloc(1, sizeof(*priv));
+  if (priv == NULL)
+    abort();
+  priv->pidfd = priv->notify_fd = priv->sync_fd = priv->status_fd = -1;
+  priv->cg = cg;
+  priv->foreign = true;
+  if (asprintf(&priv->status_path, "%s.status", io_prefix) < 0)
+    abort();
+  int pidfd = -1;
+  pid_t pid = -1;
+  if (ep_cg_step_find_init(cg, &pidfd, &pid) == 0) {
+    release_private(ctx, priv); /* whatever is left in the group goes with it */
+    return 0;
+  }
+  priv->pidfd = pidfd;
+  ep_error *ignored = NULL;
+  out->stdout_fd = open_io_file(io_prefix, "stdout", O_RDONLY, NULL, &ignored);
+  ep_error_free(&ignored);
+  out->stderr_fd = open_io_file(io_prefix, "stderr", O_RDONLY, NULL, &ignored);
+  ep_error_free(&ignored);
+  out->pid = pid;
+  out->pidfd = pidfd;
+  out->priv = priv;
+  link_live(ctx, priv);
+  return 1;
+}
+
+enum sandbox_status_file sandbox_status_file(const char *io_prefix, struct sandbox_result *result) {
+  memset(result, 0, sizeof(*result));
+  char *path = NULL;
+  if (asprintf(&path, "%s.status", io_prefix) < 0)
+    abort();
+  int status = 0;
+  int rc = read_status_file(path, &status);
+  free(path);
+  if (rc < 0)
+    return SANDBOX_STATUS_NONE;
+  if (rc == 0)
+    return SANDBOX_STATUS_EMPTY;
+  if (WIFSIGNALED(status)) {
+    result->signal = WTERMSIG(status);
+    result->exit_code = 128 + result->signal;
+  } else {
+    result->exit_code = WEXITSTATUS(status);
+  }
+  return SANDBOX_STATUS_WRITTEN;
+}
+
 int sandbox_context_fence_foreign(struct sandbox_context *ctx) {
   return ctx->cg != NULL ? ep_cg_manager_sweep_foreign(ctx->cg) : 0;
 }
@@ -1608,7 +1748,10 @@ void sandbox_context_free(struct sandbox_context *ctx) {
     /* SIGKILL of a PID-namespace init takes the whole namespace. */
     (void)syscall(SYS_pidfd_send_signal, priv->pidfd, SIGKILL, NULL, 0);
     siginfo_t si;
-    (void)wait_pidfd(priv->pidfd, &si);
+    if (priv->foreign)
+      (void)wait_foreign(priv->pidfd, priv, &si);
+    else
+      (void)wait_pidfd(priv->pidfd, &si);
     close_fd(&priv->pidfd);
     unlink_live(ctx, priv);
     release_private(ctx, priv);

@@ -119,6 +119,15 @@ struct sandbox_step_spec {
    * path).  A missing mount point is created (see sandbox_binds.h). */
   const struct sandbox_bind *binds;
   size_t n_binds;
+  /* A supervised step outlives its controller (a restarted one adopts it,
+   * sandbox_adopt).  Non-NULL: its stdout and stderr go to the files
+   * "<io_prefix>.stdout" and ".stderr" (sandbox_step's fds then read them:
+   * regular files, not pollable), its init writes the command's wait
+   * status to "<io_prefix>.status" (created empty here) just before it
+   * exits, and the init is born the child of the caller's parent
+   * (CLONE_PARENT: the supervisor, whose death kills it), so the caller
+   * cannot wait for it: sandbox_reap goes by its pidfd and that file. */
+  const char *io_prefix;
 };
 
 struct sandbox_step {
@@ -177,5 +186,21 @@ int sandbox_freeze(struct sandbox_step *step, bool frozen, ep_error **err);
  * caller, which drains them to EOF. */
 int sandbox_reap(struct sandbox_context *ctx, struct sandbox_step *step,
                  struct sandbox_result *result, ep_error **err);
+
+/* A step launched with io_prefix by a controller that died, adopted by its
+ * successor: its cgroup (named after spec.name) is taken over and its init
+ * found there (ep_cg_step_find_init: never by a bare PID).  On 1 the step
+ * is out's as if launched here, its output fds reading the files from the
+ * start; 0: no live init (see sandbox_status_file). */
+int sandbox_adopt(struct sandbox_context *ctx, const char *name, const char *io_prefix,
+                  struct sandbox_step *out, ep_error **err);
+
+enum sandbox_status_file {
+  SANDBOX_STATUS_NONE,     /* no status file: the step was never launched, or released */
+  SANDBOX_STATUS_EMPTY,    /* launched, and its init died without a word: killed */
+  SANDBOX_STATUS_WRITTEN,  /* *result filled from the command's wait status */
+};
+/* What "<io_prefix>.status" says of a step nobody watched end. */
+enum sandbox_status_file sandbox_status_file(const char *io_prefix, struct sandbox_result *result);
 
 #endif

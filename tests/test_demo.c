@@ -32,7 +32,7 @@ static void test_demo_table(void **state) {
       "| deadline | Failed | yes | 1 | controller | Failed |",
       "| stopped | Failed | yes | 1 | controller | Failed |",
       "| terminated | Failed | no | 0 | - | - |",
-      "| crash+restart | Failed | yes | 2 | controller | Failed |",
+      "| crash+restart | Failed | yes | 1 | controller | Failed |",
       "| crash+stay-down | Running | yes | 1 | watchdog | Error |",
   };
   for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "compensation.h"
+#include "handler_runs.h"
 #include "ledger.h"
 #include "../injector/scenario.h"
 #include "../reports/report_json.h"
@@ -28,6 +29,7 @@
 struct run_record {
   json_t *started; /* the run-started payload */
   int handler_intents, handler_done;
+  struct handler_runs handler_runs; /* the controller's executions of the handler */
   int comp_intents, comp_done, outcome_unknown;
   bool workflow_finished, run_finished;
   char *final_phase; /* of workflow-finished, when recorded */
@@ -70,6 +72,10 @@ static char *payload_string(const struct ledger_record *rec, const char *key) {
   return out;
 }
 
+static const char *started_str(const struct run_record *r, const char *key) {
+  return json_string_value(json_object_get(r->started, key));
+}
+
 static int scan_record(void *ctx, const struct ledger_record *rec, ep_error **err) {
   (void)err;
   struct run_record *r = ctx;
@@ -77,9 +83,17 @@ static int scan_record(void *ctx, const struct ledger_record *rec, ep_error **er
   case LEDGER_T_RUN_STARTED:
     json_decref(r->started);
     r->started = json_loadb(rec->payload, rec->len, 0, NULL);
+    handler_runs_set_workflow(&r->handler_runs, started_str(r, "workflow"));
     break;
+  case LEDGER_T_NODE_STARTED: {
+    char *node = payload_string(rec, "node");
+    handler_runs_note_launch(&r->handler_runs, node);
+    free(node);
+    break;
+  }
   case LEDGER_T_EXIT_HANDLER_INTENT:
     r->handler_intents++;
+    handler_runs_note_intent(&r->handler_runs);
     break;
   case LEDGER_T_EXIT_HANDLER_DONE:
     r->handler_done++;
@@ -111,12 +125,9 @@ static int scan_record(void *ctx, const struct ledger_record *rec, ep_error **er
 
 static void run_record_free(struct run_record *r) {
   json_decref(r->started);
+  handler_runs_free(&r->handler_runs);
   free(r->final_phase);
   free(r->handler_phase);
-}
-
-static const char *started_str(const struct run_record *r, const char *key) {
-  return json_string_value(json_object_get(r->started, key));
 }
 
 /* The write lock is the liveness test: the kernel drops it when the last
@@ -331,7 +342,7 @@ static enum node_phase phase_named(const char *name) {
 
 static void finish_report(struct watchdog *w, const struct run_record *r, struct run_state *st) {
   struct exit_handler_record *eh = &st->exit_handler;
-  eh->runs = r->handler_intents + r->comp_intents;
+  eh->runs = handler_runs_count(&r->handler_runs) + r->comp_intents;
   eh->ran = eh->runs > 0;
   eh->declared = eh->declared || eh->ran || r->outcome_unknown > 0;
   if (r->comp_intents > 0) {

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handler_runs.h"
 #include "ledger.h"
 #include "../reports/report_json.h"
 #include "../runner/state_load.h"
@@ -27,7 +28,7 @@ struct supervisor {
   struct ledger *ledger;
   char *state_path, *final_path;
   json_t *actions; /* what the watchdog did, for the report */
-  int handler_runs;
+  struct handler_runs handler_runs; /* executions, as a witness of its steps counts them */
   bool handler_done;
   bool handler_intent_open; /* an exit-handler intent without its outcome on record */
   bool compensated;
@@ -148,8 +149,10 @@ static int journal_line(struct supervisor *s, char *line, int ack_fd, ep_error *
   uint16_t type = fields[0] ? event_type(fields[0]) : 0;
   if (type == 0)
     return 0;
+  if (type == LEDGER_T_NODE_STARTED)
+    handler_runs_note_launch(&s->handler_runs, fields[2]);
   if (type == LEDGER_T_EXIT_HANDLER_INTENT) {
-    s->handler_runs++;
+    handler_runs_note_intent(&s->handler_runs);
     s->handler_intent_open = true;
   }
   if (type == LEDGER_T_EXIT_HANDLER_DONE) {
@@ -205,6 +208,21 @@ static void wake_hung(struct supervisor *s, int pidfd) {
               "fenced; it did nothing after");
 }
 
+/* Steps are born children of the supervisor (CLONE_PARENT: they outlive a
+ * controller crash, to be adopted, but not the supervisor, their
+ * parent-death signal): their inits are reaped here as they end.  The
+ * controller (`keep`) is left to follow_controller's own waitpid. */
+static void reap_steps(pid_t keep) {
+  for (;;) {
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL) < 0 || si.si_pid == 0 ||
+        si.si_pid == keep)
+      return;
+    (void)waitid(P_PID, (id_t)si.si_pid, &si, WEXITED | WNOHANG | __WALL);
+  }
+}
+
 static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, int ack_fd,
                              ep_error **err) {
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* our unreaped child: cannot be recycled */
@@ -218,7 +236,13 @@ static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, in
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGUSR1);
   sigaddset(&mask, SIGUSR2);
+  sigaddset(&mask, SIGCHLD);
+  sigset_t chld, old_mask;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, &old_mask);
   int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  reap_steps(pid);
   char buf[8192];
   size_t len = 0;
   int rc = 0;
@@ -252,8 +276,12 @@ static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, in
     }
     if (sigfd >= 0 && (pfd[1].revents & POLLIN)) {
       struct signalfd_siginfo si;
-      if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        kill(pid, (int)si.ssi_signo);
+      if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGCHLD)
+          reap_steps(pid);
+        else
+          kill(pid, (int)si.ssi_signo);
+      }
     }
     if (!(pfd[0].revents & (POLLIN | POLLHUP)))
       continue;
@@ -282,6 +310,8 @@ static int follow_controller(struct supervisor *s, pid_t pid, int journal_fd, in
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
+  reap_steps(0);
+  sigprocmask(SIG_SETMASK, &old_mask, NULL);
   return rc < 0 ? -1 : status;
 }
 
@@ -400,6 +430,7 @@ static const char *mode_name(enum fault_crash_then t) {
 
 int supervise(const struct supervise_request *req, struct run_state **out, ep_error **err) {
   struct supervisor s = {.req = req, .actions = json_array()};
+  handler_runs_set_workflow(&s.handler_runs, req->wf->name);
   struct run_state *st = req->fresh, *result = NULL;
   char *uid = NULL;
   int rc = -1;
@@ -471,13 +502,19 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
       goto out;
     if (!s.hung)
       action(&s, "controller died (SIG%s)", sigabbrev_np(WTERMSIG(status)));
-    fence(&s);
     struct run_state *persisted = NULL;
     ep_error *load_err = NULL;
     if (run_state_load_file(s.state_path, &persisted, &load_err) < 0) {
       ep_error_free(&load_err);
       persisted = NULL;
     }
+    /* Pods outlive a crashed Argo controller and its successor adopts them
+     * (it fences what it does not adopt); with no state to adopt them into,
+     * or nobody to come, they are fenced here. */
+    if (then == CRASH_THEN_RESTART && persisted != NULL)
+      action(&s, "left the dead controller's steps running, for the new controller to adopt");
+    else
+      fence(&s);
     if (then == CRASH_THEN_STAY_DOWN) {
       result = persisted ? persisted : st;
       if (result == st)
@@ -511,7 +548,7 @@ int supervise(const struct supervise_request *req, struct run_state **out, ep_er
   /* The record decides what the report says about the exit handler. */
   struct exit_handler_record *eh = &result->exit_handler;
   eh->declared = req->wf->on_exit != NULL;
-  eh->runs = s.handler_runs + (s.compensated ? 1 : 0);
+  eh->runs = handler_runs_count(&s.handler_runs) + (s.compensated ? 1 : 0);
   eh->ran = eh->runs > 0;
   if (s.compensated) {
     eh->by = BY_WATCHDOG;
@@ -534,6 +571,7 @@ out:
   run_state_free(st);
   run_state_free(result);
   json_decref(s.actions);
+  handler_runs_free(&s.handler_runs);
   ledger_close(&s.ledger);
   free(ledger_path);
   free(s.state_path);
