@@ -25,27 +25,6 @@ static const char *const workflows[] = {
 };
 static const char *const modes[] = {"restart", "lose-state", "stay-down"};
 
-static int count_dirs_named(const char *dir, const char *prefix, int depth) {
-  if (depth == 0)
-    return 0;
-  DIR *d = opendir(dir);
-  if (d == NULL)
-    return 0;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_type != DT_DIR || e->d_name[0] == '.')
-      continue;
-    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-      n++;
-    char sub[4096];
-    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-    n += count_dirs_named(sub, prefix, depth - 1);
-  }
-  closedir(d);
-  return n;
-}
-
 static char **crash_points(const char *wf, size_t *n) {
   char *argv[] = {(char *)test_exitprobe_bin(), "crash-points", (char *)wf, NULL};
   struct test_cmd_result r = test_run(argv);
@@ -185,7 +164,7 @@ static void test_every_crash_point_every_mode(void **state) {
   /* Nothing of any run is left: no step process, no step cgroup. */
   assert_int_equal(test_count_processes("sleep 29.87"), 0);
   /* (Only the workflows named crash-*: other tests may be running the seed right now.) */
-  assert_int_equal(count_dirs_named("/sys/fs/cgroup", "crash-", 6), 0);
+  assert_int_equal(test_count_cgroups_named("crash-"), 0);
   assert_true(t.by_watchdog > 0);
   assert_true(t.not_reached * 4 < t.cells);
 }

@@ -523,3 +523,30 @@ int test_count_processes(const char *needle)
   closedir(proc);
   return count;
 }
+
+static int count_dirs_named(const char *dir, const char *prefix, int depth) {
+  if (depth == 0)
+    return 0;
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return 0;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_type != DT_DIR || e->d_name[0] == '.')
+      continue;
+    char sub[4096];
+    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+      printf("left: cgroup %s\n", sub);
+      n++;
+    }
+    n += count_dirs_named(sub, prefix, depth - 1);
+  }
+  closedir(d);
+  return n;
+}
+
+int test_count_cgroups_named(const char *prefix) {
+  return count_dirs_named("/sys/fs/cgroup", prefix, 6);
+}

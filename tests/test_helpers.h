@@ -32,6 +32,10 @@ void test_cmd_result_free(struct test_cmd_result *r);
 /* Read a whole file; NULL if missing.  free() the result. */
 char *test_read_file(const char *path);
 
+/* Number of cgroup directories under /sys/fs/cgroup (6 levels deep) whose
+ * name starts with prefix; each one found is printed, for the failure. */
+int test_count_cgroups_named(const char *prefix);
+
 /* Number of processes on the host whose cmdline contains needle (excluding us). */
 int test_count_processes(const char *needle);
 
