@@ -18,10 +18,10 @@
  *   peak RSS    ru_maxrss from wait4 (exitprobe, or a reaped descendant if larger)
  *   run / text / report+exit
  *               the wall time split at exitprobe's stdout: until its first
- *               byte (load, the workflow, building the report object), the
- *               text it prints (flushed before the report is serialised), and
- *               from the text's last byte to the reap (serialising, writing
- *               and freeing the JSON report, teardown)
+ *               byte (load, the workflow, the report's view of the run the
+ *               text is made from), the text it prints (flushed before the
+ *               report is written), and from the text's last byte to the reap
+ *               (streaming the JSON report into its file, teardown)
  *   validate    `exitprobe validate FILE`: parsing and validation alone
  * and per-node growth against the previous size, next to what O(log n) allows.
  *

@@ -566,7 +566,8 @@ static void test_run_text_is_the_report_text(void **state) {
   assert_non_null(onexit);
   work->started_at_us += 654321;
   work->finished_at_us += 1987654;
-  node_append_log(work, "bad \xff\xfe bytes\n", 15);
+  static const char bad[] = "bad \xff\xfe bytes\n";
+  node_append_log(work, bad, sizeof(bad) - 1);
   work->signal = SIGRTMIN + 3;
   work->oom_killed = true;
   node_set_message(onexit, "cleanup: Error \xc3(exit code 2)");
