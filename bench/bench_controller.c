@@ -787,7 +787,7 @@ static void print_case_table(const struct bench *b) {
          "  > stopped at the budget.  us/step, cpu/step: wall time and exitprobe's own CPU\n"
          "  time (its steps excluded) per step, the one-step floor taken out.  growth: cpu/step\n"
          "  against the previous size, next to what O(log n) per node allows.  report s: last\n"
-         "  byte of the text to the reap (JSON report serialised, written, freed; teardown).\n"
+         "  byte of the text to the reap (JSON report streamed into its file; teardown).\n"
          "  load: 1-min load average at the start; runq s: time exitprobe was ready to run but\n"
          "  waited for a CPU (other load on the machine).\n");
 }
