@@ -18,10 +18,10 @@
  *   peak RSS    ru_maxrss from wait4 (exitprobe, or a reaped descendant if larger)
  *   run / text / report+exit
  *               the wall time split at exitprobe's stdout: until its first
- *               byte (load, the workflow, building the report object), the
- *               text it prints (flushed before the report is serialised), and
- *               from the text's last byte to the reap (serialising, writing
- *               and freeing the JSON report, teardown)
+ *               byte (load, the workflow, the report's view of the run the
+ *               text is made from), the text it prints (flushed before the
+ *               report is written), and from the text's last byte to the reap
+ *               (streaming the JSON report into its file, teardown)
  *   validate    `exitprobe validate FILE`: parsing and validation alone
  * and per-node growth against the previous size, next to what O(log n) allows.
  *
@@ -32,8 +32,7 @@
  *
  * -S adds an in-process measure that does not depend on the controller's
  * speed: a finished seq-shaped run state of each size is built directly and
- * its report built, printed as text, written and freed as `exitprobe run`
- * does at its end, in a child process whose peak RSS is reported.
+ * its report printed as text and written as `exitprobe run` does at its end, in a child process whose peak RSS is reported.
  * -g only writes the workflows into -k DIR (for profiling by hand).
  * Prints a table; -j also writes the figures as JSON.  Never passes or fails
  * on time: the exit status is 0 unless a run could not be carried out. */
@@ -112,10 +111,8 @@ struct case_result {
 struct synthetic_result {
   size_t steps, nodes;
   double build_s;  /* the run state */
-  double object_s; /* report_build */
-  double text_s;   /* report_print_text_json to /dev/null */
-  double write_s;  /* report_write_object: serialise, write, fsync, rename */
-  double free_s;   /* json_decref */
+  double text_s;   /* report_print_text_state to /dev/null */
+  double write_s;  /* report_write_json: stream, fsync, rename */
   size_t heap_bytes, report_bytes;
   long maxrss_kib; /* of the child that built the state and wrote the report */
 };
@@ -649,8 +646,8 @@ static struct run_state *synthetic_state(size_t steps) {
   return st;
 }
 
-/* In the child, the way `exitprobe run` ends (cli_run.c): build the report
- * object, print the text from it, write it, free it.  Fills r. */
+/* In the child, the way `exitprobe run` ends (cli_run.c): print the text,
+ * write the report.  Fills r. */
 static int synthetic_child(const char *dir, struct synthetic_result *r) {
   struct mallinfo2 before = mallinfo2();
   double t0 = now_s();
@@ -661,29 +658,23 @@ static int synthetic_child(const char *dir, struct synthetic_result *r) {
   r->nodes = st->n_nodes;
   char *path = xasprintf("%s/synthetic-%zu.report.json", dir, r->steps);
   int rc = 0;
-  t0 = now_s();
-  json_t *report = report_build(st);
-  r->object_s = now_s() - t0;
   FILE *devnull = fopen("/dev/null", "w");
   if (devnull != NULL) {
     struct text_options topts = {.color = false};
     t0 = now_s();
-    report_print_text_json(report, &topts, devnull);
+    report_print_text_state(st, &topts, devnull);
     fflush(devnull);
     r->text_s = now_s() - t0;
     fclose(devnull);
   }
   ep_error *err = NULL;
   t0 = now_s();
-  if (report_write_object(report, path, &err) < 0) {
-    fprintf(stderr, "report_write_object: %s\n", err->message);
+  if (report_write_json(st, path, &err) < 0) {
+    fprintf(stderr, "report_write_json: %s\n", err->message);
     ep_error_free(&err);
     rc = -1;
   }
   r->write_s = now_s() - t0;
-  t0 = now_s();
-  json_decref(report);
-  r->free_s = now_s() - t0;
   struct stat sb;
   r->report_bytes = stat(path, &sb) == 0 ? (size_t)sb.st_size : 0;
   (void)unlink(path);
@@ -796,28 +787,26 @@ static void print_case_table(const struct bench *b) {
          "  > stopped at the budget.  us/step, cpu/step: wall time and exitprobe's own CPU\n"
          "  time (its steps excluded) per step, the one-step floor taken out.  growth: cpu/step\n"
          "  against the previous size, next to what O(log n) per node allows.  report s: last\n"
-         "  byte of the text to the reap (JSON report serialised, written, freed; teardown).\n"
+         "  byte of the text to the reap (JSON report streamed into its file; teardown).\n"
          "  load: 1-min load average at the start; runq s: time exitprobe was ready to run but\n"
          "  waited for a CPU (other load on the machine).\n");
 }
 
 static void print_synthetic_table(const struct bench *b) {
   printf("\nreport alone (in-process, a finished seq-shaped run state, as `exitprobe run` ends):\n");
-  printf("%8s %8s %9s %9s %9s %9s %9s %9s %11s %10s %8s\n", "steps", "nodes", "state s",
-         "object s", "text s", "write s", "free s", "report s", "heap B/node", "JSON KiB",
-         "RSS MiB");
+  printf("%8s %8s %9s %9s %9s %9s %11s %10s %8s\n", "steps", "nodes", "state s", "text s",
+         "write s", "report s", "heap B/node", "JSON KiB", "RSS MiB");
   for (size_t i = 0; i < b->n_synth; i++) {
     const struct synthetic_result *s = &b->synth[i];
     char heap[24];
     fmt_or_dash(heap, sizeof(heap), 0, "", (double)s->heap_bytes / (double)s->nodes,
                 s->heap_bytes > 0); /* mallinfo2 sees nothing under a sanitizer's allocator */
-    printf("%8zu %8zu %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %11s %10.0f %8.1f\n", s->steps,
-           s->nodes, s->build_s, s->object_s, s->text_s, s->write_s, s->free_s,
-           s->object_s + s->write_s + s->free_s, heap, (double)s->report_bytes / 1024.0,
-           (double)s->maxrss_kib / 1024.0);
+    printf("%8zu %8zu %9.3f %9.3f %9.3f %9.3f %11s %10.0f %8.1f\n", s->steps, s->nodes,
+           s->build_s, s->text_s, s->write_s, s->text_s + s->write_s, heap,
+           (double)s->report_bytes / 1024.0, (double)s->maxrss_kib / 1024.0);
   }
-  printf("  report s = object + write + free: what the JSON report costs at the end of a run\n"
-         "  (the text is printed besides).  RSS: peak of the process doing all of it.\n");
+  printf("  report s = text + write: what the end of `exitprobe run` costs (no JSON tree of\n"
+         "  the nodes is made).  RSS: peak of the process doing all of it.\n");
 }
 
 static void print_tables(const struct bench *b) {
@@ -890,10 +879,8 @@ static int write_json(const struct bench *b) {
     json_object_set_new(o, "steps", json_integer((json_int_t)s->steps));
     json_object_set_new(o, "nodes", json_integer((json_int_t)s->nodes));
     json_object_set_new(o, "state_build_s", num(s->build_s));
-    json_object_set_new(o, "report_object_s", num(s->object_s));
     json_object_set_new(o, "text_s", num(s->text_s));
     json_object_set_new(o, "report_write_s", num(s->write_s));
-    json_object_set_new(o, "report_free_s", num(s->free_s));
     json_object_set_new(o, "heap_bytes", json_integer((json_int_t)s->heap_bytes));
     json_object_set_new(o, "report_bytes", json_integer((json_int_t)s->report_bytes));
     json_object_set_new(o, "peak_rss_kib", json_integer(s->maxrss_kib));

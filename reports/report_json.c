@@ -122,15 +122,19 @@ static json_t *strv_array(char *const *v, size_t n) {
 }
 
 /* "SIGKILL" rather than 9: what a reader greps for, and what run.signal uses. */
-static json_t *signal_json(int sig) {
+void report_signal_name(int sig, char *buf, size_t size) {
   const char *abbrev = sigabbrev_np(sig);
-  char buf[32];
   if (abbrev != NULL)
-    snprintf(buf, sizeof(buf), "SIG%s", abbrev);
+    snprintf(buf, size, "SIG%s", abbrev);
   else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-    snprintf(buf, sizeof(buf), "SIGRTMIN+%d", sig - SIGRTMIN);
+    snprintf(buf, size, "SIGRTMIN+%d", sig - SIGRTMIN);
   else
-    snprintf(buf, sizeof(buf), "%d", sig);
+    snprintf(buf, size, "%d", sig);
+}
+
+static json_t *signal_json(int sig) {
+  char buf[32];
+  report_signal_name(sig, buf, sizeof(buf));
   return jstr(buf);
 }
 
@@ -353,6 +357,12 @@ static json_t *build(const struct run_state *st, bool with_nodes) {
 }
 
 json_t *report_build(const struct run_state *st) { return build(st, true); }
+
+json_t *report_build_head(const struct run_state *st) { return build(st, false); }
+
+json_t *report_node_json(const struct run_state *st, const struct wf_node *n) {
+  return node_json(st, n);
+}
 
 /* ---- writing ------------------------------------------------------------
  * The document is written as json_dumps(root, JSON_INDENT(2) |

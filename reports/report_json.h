@@ -22,6 +22,16 @@ json_t *report_idempotency_json(const struct idempotency_record *r);
 /* Build the report object.  Never fails short of memory exhaustion (aborts). */
 json_t *report_build(const struct run_state *st);
 
+/* The same with status.nodes empty: what a renderer needs besides the
+ * nodes, which it reads from st (a few KiB instead of ~2.5 KiB a node). */
+json_t *report_build_head(const struct run_state *st);
+
+/* One node of status.nodes, as the report writes it (key: n->id). */
+json_t *report_node_json(const struct run_state *st, const struct wf_node *n);
+
+/* A signal as the report names it: "SIGKILL", "SIGRTMIN+3", or its number. */
+void report_signal_name(int sig, char *buf, size_t size);
+
 /* Build and write atomically (temporary file in the same directory, fsync,
  * rename, fsync of the directory): readers see the old file or the whole new
  * one, never half of it.  Creates missing parent directories. */

@@ -79,11 +79,19 @@ static const char *known_verdict(const char *v) {
 }
 
 /* The exit handler's own message, from its node, if it has one. */
-static const char *handler_message(const json_t *report) {
+/* nodes_st: the run state holding the report's nodes, NULL when the report
+ * object holds them. */
+static const char *handler_message(const json_t *report, const struct run_state *nodes_st) {
   const json_t *eh = json_object_get(report, "exitHandler");
   const char *node = str_at(eh, "node");
+  if (node == NULL)
+    return NULL;
+  if (nodes_st != NULL) {
+    const struct wf_node *n = run_state_find_id(nodes_st, node);
+    return n != NULL ? nonempty(n->message) : NULL;
+  }
   const json_t *nodes = json_object_get(json_object_get(report, "status"), "nodes");
-  return node != NULL ? nonempty(str_at(json_object_get(nodes, node), "message")) : NULL;
+  return nonempty(str_at(json_object_get(nodes, node), "message"));
 }
 
 /* A report with an idempotency check (--idempotency): a change fails it,
@@ -106,7 +114,8 @@ static bool idempotency_outcome(const json_t *report, struct report_outcome *o) 
   return true;
 }
 
-static void derive_outcome(const json_t *report, struct report_outcome *o) {
+static void derive_outcome(const json_t *report, const struct run_state *nodes_st,
+                           struct report_outcome *o) {
   const json_t *eh = json_object_get(report, "exitHandler");
   const json_t *status = json_object_get(report, "status");
   const json_t *run = json_object_get(report, "run");
@@ -126,7 +135,7 @@ static void derive_outcome(const json_t *report, struct report_outcome *o) {
     } else if (runs != 1) {
       o->reason = xasprintf("the exit handler ran %lld times; Argo runs it once", (long long)runs);
     } else if (eh_phase == NULL || strcmp(eh_phase, "Succeeded") != 0) {
-      const char *msg = handler_message(report);
+      const char *msg = handler_message(report, nodes_st);
       o->reason = xasprintf("the exit handler ran but ended %s%s%s", eh_phase ? eh_phase : "unknown",
                             msg ? ": " : "", msg ? msg : "");
     } else if (!idempotency_outcome(report, o)) {
@@ -145,7 +154,8 @@ static void derive_outcome(const json_t *report, struct report_outcome *o) {
                         msg ? ": " : "", msg ? msg : "");
 }
 
-void report_outcome_of(const json_t *report, struct report_outcome *o) {
+static void outcome_of(const json_t *report, const struct run_state *nodes_st,
+                       struct report_outcome *o) {
   memset(o, 0, sizeof(*o));
   const json_t *scenario = json_object_get(report, "scenario");
   const json_t *workflow = json_object_get(report, "workflow");
@@ -168,7 +178,16 @@ void report_outcome_of(const json_t *report, struct report_outcome *o) {
       o->reason = xstrdup("the run did not complete");
     return;
   }
-  derive_outcome(report, o);
+  derive_outcome(report, nodes_st, o);
+}
+
+void report_outcome_of(const json_t *report, struct report_outcome *o) {
+  outcome_of(report, NULL, o);
+}
+
+void report_outcome_of_run(const json_t *head, const struct run_state *st,
+                           struct report_outcome *o) {
+  outcome_of(head, st, o);
 }
 
 void report_outcome_free(struct report_outcome *o) {

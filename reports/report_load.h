@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "../runner/error.h"
+#include "../runner/run_state.h"
 
 /* Parse path and check it is a report (report_check).  Errors are
  * EP_EXIT_USAGE and name the file (with line:column for JSON syntax). */
@@ -34,6 +35,9 @@ struct report_outcome {
 
 /* Strings are borrowed from the report except reason. */
 void report_outcome_of(const json_t *report, struct report_outcome *out);
+/* The same for a report built without its nodes (report_build_head) from st. */
+void report_outcome_of_run(const json_t *head, const struct run_state *st,
+                           struct report_outcome *out);
 void report_outcome_free(struct report_outcome *o);
 
 #endif

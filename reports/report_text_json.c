@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "expectations.h"
+#include "report_json.h"
 #include "report_load.h"
 #include "report_timeline.h"
 #include "../runner/state_load.h"
@@ -58,11 +59,22 @@ static void print_scenario_header(const json_t *report, const struct report_outc
   fputc('\n', out);
 }
 
-static void print_faults(const json_t *report, FILE *out) {
+/* nodes_st: the run state holding the report's nodes, NULL when the report
+ * object holds them. */
+static const char *node_label(const json_t *report, const struct run_state *nodes_st,
+                              const char *id) {
+  if (nodes_st == NULL) {
+    const json_t *nodes = json_object_get(json_object_get(report, "status"), "nodes");
+    return str_at(json_object_get(nodes, id ? id : ""), "displayName");
+  }
+  const struct wf_node *n = run_state_find_id(nodes_st, id);
+  return n == NULL ? NULL : n->display_name != NULL ? n->display_name : n->name;
+}
+
+static void print_faults(const json_t *report, const struct run_state *nodes_st, FILE *out) {
   const json_t *faults = json_object_get(report, "faults");
   if (json_array_size(faults) == 0)
     return;
-  const json_t *nodes = json_object_get(json_object_get(report, "status"), "nodes");
   fputs("\nFaults:\n", out);
   size_t i;
   const json_t *f;
@@ -71,7 +83,7 @@ static void print_faults(const json_t *report, FILE *out) {
     fprintf(out, "  %-9s  ", fired ? "fired" : "NOT FIRED");
     put_oneline(out, str_at(f, "asked") ? str_at(f, "asked") : str_at(f, "action"));
     const char *node = str_at(f, "node");
-    const char *where = str_at(json_object_get(nodes, node ? node : ""), "displayName");
+    const char *where = node_label(report, nodes_st, node);
     if (fired && (where != NULL || node != NULL)) {
       fputs(" on ", out);
       put_oneline(out, where != NULL ? where : node);
@@ -175,34 +187,79 @@ static void print_expectations(const json_t *report, const struct report_outcome
   fputc('\n', out);
 }
 
-void report_print_text_json(const json_t *report, const struct text_options *opts, FILE *out) {
+/* The one renderer of both entry points: tree is the node tree to print
+ * (NULL: no_tree says why), nodes_st the state holding the report's nodes
+ * (NULL: the report object holds them), tl the timeline made from them. */
+static void print_report(const json_t *report, const struct report_outcome *o,
+                         const struct run_state *tree, const char *no_tree,
+                         const struct run_state *nodes_st, const struct timeline *tl,
+                         const struct text_options *opts, FILE *out) {
   bool color = opts != NULL && opts->color;
+  if (o->scenario)
+    print_scenario_header(report, o, color, out);
+  if (tree != NULL)
+    report_print_text(tree, opts, out);
+  else /* The timeline and the checks below are still worth reading. */
+    fprintf(out, "(no node tree: %s)\n", no_tree);
+  fputc('\n', out);
+  timeline_print_text(tl, color, out);
+  print_watchdog(report, out);
+  print_faults(report, nodes_st, out);
+  print_idempotency(report, out);
+  print_expectations(report, o, color, out);
+  fflush(out);
+}
+
+void report_print_text_json(const json_t *report, const struct text_options *opts, FILE *out) {
   struct report_outcome o;
   report_outcome_of(report, &o);
-  if (o.scenario)
-    print_scenario_header(report, &o, color, out);
-
   struct run_state *st = NULL;
   ep_error *err = NULL;
-  if (run_state_from_report(report, &st, &err) == 0) {
-    report_print_text(st, opts, out);
-    run_state_free(st);
-  } else {
-    /* The timeline and the checks below are still worth reading. */
-    fprintf(out, "(no node tree: %s)\n", err != NULL ? err->message : "unreadable nodes");
-    ep_error_free(&err);
-  }
-
+  const char *no_tree = NULL;
+  if (run_state_from_report(report, &st, &err) < 0)
+    no_tree = err != NULL ? err->message : "unreadable nodes";
   struct timeline tl;
   timeline_build(report, &tl);
-  fputc('\n', out);
-  timeline_print_text(&tl, color, out);
+  print_report(report, &o, st, no_tree, NULL, &tl, opts, out);
   timeline_free(&tl);
-
-  print_watchdog(report, out);
-  print_faults(report, out);
-  print_idempotency(report, out);
-  print_expectations(report, &o, color, out);
+  run_state_free(st);
+  ep_error_free(&err);
   report_outcome_free(&o);
-  fflush(out);
+}
+
+/* The run state a report of st describes, as `exitprobe report` reads it
+ * back (whole-second times, text made valid UTF-8), made one node at a time:
+ * the report's head is small, a tree of every node is not. */
+static struct run_state *report_view(const struct run_state *st, const json_t *head) {
+  struct run_state *view = NULL;
+  ep_error *err = NULL;
+  if (run_state_from_report(head, &view, &err) < 0)
+    goto fail;
+  for (size_t i = 0; i < st->n_nodes; i++) {
+    json_t *node = report_node_json(st, st->nodes[i]);
+    int r = run_state_add_report_node(view, st->nodes[i]->id, node, &err);
+    json_decref(node);
+    if (r < 0)
+      goto fail;
+  }
+  return view;
+fail:
+  /* report_json.c writes every node this reader accepts. */
+  fprintf(stderr, "exitprobe: internal error: %s\n", err != NULL ? err->message : "report view");
+  abort();
+}
+
+void report_print_text_state(const struct run_state *st, const struct text_options *opts,
+                             FILE *out) {
+  json_t *head = report_build_head(st);
+  struct run_state *view = report_view(st, head);
+  struct report_outcome o;
+  report_outcome_of_run(head, view, &o);
+  struct timeline tl;
+  timeline_build_run(head, view, &tl);
+  print_report(head, &o, view, NULL, view, &tl, opts, out);
+  timeline_free(&tl);
+  report_outcome_free(&o);
+  run_state_free(view);
+  json_decref(head);
 }

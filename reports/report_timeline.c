@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report_json.h"
 #include "../runner/state_load.h"
 
 #define ANSI_RESET "\033[0m"
@@ -34,13 +35,33 @@ struct edge {
   size_t from, to;
 };
 
+/* What the timeline reads of a node, from a report's JSON or straight from
+ * a run state (`exitprobe run` then never holds a JSON tree of every node).
+ * Strings are borrowed, except the two made from numbers, kept in buf_*. */
+struct tl_node {
+  const char *id, *name, *display_name, *type, *template_name, *phase, *boundary_id, *message;
+  const char *signal, *exit_code;
+  int64_t started_us, finished_us; /* 0: none (or unreadable) */
+  bool has_finished;               /* finishedAt present */
+  bool oom_killed;
+  const char *const *children;
+  size_t n_children;
+  char buf_signal[32], buf_exit_code[16];
+};
+
+/* id -> position, sorted by id for bsearch. */
+struct tl_index {
+  const char *id;
+  size_t pos;
+};
+
 struct builder {
   const json_t *report;
   const json_t *faults;
   size_t n_nodes;
   const char **ids;
-  const json_t **nodes;
-  json_t *index;       /* id -> position */
+  const struct tl_node *nodes;
+  struct tl_index *index;
   size_t eh_node;      /* position of the exit handler's node, NONE if none */
   size_t *start_ev, *finish_ev;
   struct item *items;
@@ -83,12 +104,11 @@ static const char *str_at(const json_t *obj, const char *key) {
 
 static const char *nonempty(const char *s) { return s != NULL && s[0] != '\0' ? s : NULL; }
 
-static bool is_type(const json_t *node, const char *type) {
-  const char *t = str_at(node, "type");
-  return t != NULL && strcmp(t, type) == 0;
+static bool is_type(const struct tl_node *node, const char *type) {
+  return node->type != NULL && strcmp(node->type, type) == 0;
 }
 
-static bool is_holder(const json_t *node) {
+static bool is_holder(const struct tl_node *node) {
   return is_type(node, "StepGroup") || is_type(node, "TaskGroup") || is_type(node, "Retry");
 }
 
@@ -104,14 +124,21 @@ static const char *const final_phases[] = {"Succeeded", "Failed", "Error", "Skip
                                            NULL};
 static const char *const completed_phases[] = {"Succeeded", "Failed", "Error", NULL};
 
+static int cmp_index(const void *a, const void *b) {
+  return strcmp(((const struct tl_index *)a)->id, ((const struct tl_index *)b)->id);
+}
+
 static size_t position_of(const struct builder *b, const char *id) {
-  const json_t *v = id != NULL ? json_object_get(b->index, id) : NULL;
-  return v != NULL ? (size_t)json_integer_value(v) : NONE;
+  if (id == NULL)
+    return NONE;
+  struct tl_index key = {.id = id};
+  const struct tl_index *hit = bsearch(&key, b->index, b->n_nodes, sizeof(key), cmp_index);
+  return hit != NULL ? hit->pos : NONE;
 }
 
 /* ---- events and what must come before what ----------------------------- */
 
-static size_t add_item(struct builder *b, enum timeline_kind kind, const char *time, size_t node,
+static size_t add_item(struct builder *b, enum timeline_kind kind, int64_t us, size_t node,
                        size_t fault) {
   if (b->n_items == b->cap_items)
     b->items = grow(b->items, &b->cap_items, sizeof(*b->items));
@@ -120,7 +147,6 @@ static size_t add_item(struct builder *b, enum timeline_kind kind, const char *t
   it->kind = kind;
   it->node = node;
   it->fault = fault;
-  int64_t us = parse_rfc3339_us(time);
   if (us != 0) {
     it->has_time = true;
     it->second = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
@@ -157,9 +183,9 @@ static int cmp_fault_offset(const void *a, const void *b, void *arg) {
  * by side read "A started, B started, A ended, B ended". */
 static void create_items(struct builder *b, size_t *wf_start, size_t *wf_finish, size_t *missing) {
   const json_t *status = json_object_get(b->report, "status");
-  *wf_start = add_item(b, TIMELINE_WORKFLOW_STARTED, str_at(status, "startedAt"), NONE, NONE);
+  *wf_start = add_item(b, TIMELINE_WORKFLOW_STARTED, b->wf_start_us, NONE, NONE);
   for (size_t i = 0; i < b->n_nodes; i++)
-    b->start_ev[i] = add_item(b, TIMELINE_NODE_STARTED, str_at(b->nodes[i], "startedAt"), i, NONE);
+    b->start_ev[i] = add_item(b, TIMELINE_NODE_STARTED, b->nodes[i].started_us, i, NONE);
 
   size_t n_faults = json_array_size(b->faults);
   size_t *order = xcalloc(n_faults, sizeof(size_t));
@@ -170,7 +196,7 @@ static void create_items(struct builder *b, size_t *wf_start, size_t *wf_finish,
     const json_t *f = json_array_get(b->faults, order[k]);
     if (!json_is_true(json_object_get(f, "fired")))
       continue;
-    size_t ev = add_item(b, TIMELINE_FAULT_FIRED, str_at(f, "firedAt"),
+    size_t ev = add_item(b, TIMELINE_FAULT_FIRED, parse_rfc3339_us(str_at(f, "firedAt")),
                          position_of(b, str_at(f, "node")), order[k]);
     bool known;
     double after = fault_offset(f, &known);
@@ -182,26 +208,28 @@ static void create_items(struct builder *b, size_t *wf_start, size_t *wf_finish,
   free(order);
 
   for (size_t i = 0; i < b->n_nodes; i++) {
-    const json_t *n = b->nodes[i];
+    const struct tl_node *n = &b->nodes[i];
     b->finish_ev[i] = NONE;
-    if (str_at(n, "finishedAt") != NULL || phase_is(str_at(n, "phase"), final_phases))
-      b->finish_ev[i] = add_item(b, TIMELINE_NODE_FINISHED, str_at(n, "finishedAt"), i, NONE);
+    if (n->has_finished || phase_is(n->phase, final_phases))
+      b->finish_ev[i] = add_item(b, TIMELINE_NODE_FINISHED, n->finished_us, i, NONE);
   }
   *wf_finish = NONE;
   if (str_at(status, "finishedAt") != NULL || phase_is(str_at(status, "phase"), completed_phases))
-    *wf_finish = add_item(b, TIMELINE_WORKFLOW_FINISHED, str_at(status, "finishedAt"), NONE, NONE);
+    *wf_finish = add_item(b, TIMELINE_WORKFLOW_FINISHED,
+                          parse_rfc3339_us(str_at(status, "finishedAt")), NONE, NONE);
   const json_t *eh = json_object_get(b->report, "exitHandler");
   *missing = NONE;
   if (json_is_true(json_object_get(eh, "declared")) && !json_is_true(json_object_get(eh, "ran")))
-    *missing = add_item(b, TIMELINE_EXIT_HANDLER_MISSING, str_at(status, "finishedAt"), NONE, NONE);
+    *missing = add_item(b, TIMELINE_EXIT_HANDLER_MISSING,
+                        parse_rfc3339_us(str_at(status, "finishedAt")), NONE, NONE);
 }
 
 /* A child inside its parent (started after it, ended before it) rather than
  * after it: the parent is its boundary, or holds it (a step group, task
  * group or retry). */
 static bool contains(const struct builder *b, size_t parent, size_t child) {
-  const char *boundary = str_at(b->nodes[child], "boundaryID");
-  return is_holder(b->nodes[parent]) ||
+  const char *boundary = b->nodes[child].boundary_id;
+  return is_holder(&b->nodes[parent]) ||
          (boundary != NULL && strcmp(boundary, b->ids[parent]) == 0);
 }
 
@@ -213,10 +241,9 @@ static bool *handler_nodes(const struct builder *b) {
   in[b->eh_node] = true;
   stack[top++] = b->eh_node;
   while (top > 0) {
-    size_t p = stack[--top], k;
-    const json_t *child;
-    json_array_foreach(json_object_get(b->nodes[p], "children"), k, child) {
-      size_t c = position_of(b, json_string_value(child));
+    size_t p = stack[--top];
+    for (size_t k = 0; k < b->nodes[p].n_children; k++) {
+      size_t c = position_of(b, b->nodes[p].children[k]);
       if (c != NONE && !in[c]) {
         in[c] = true;
         stack[top++] = c;
@@ -244,15 +271,13 @@ static void create_edges(struct builder *b, size_t wf_start, size_t wf_finish, s
     add_edge(b, wf_start, b->start_ev[i]);
     add_edge(b, b->start_ev[i], b->finish_ev[i]);
     add_edge(b, b->finish_ev[i], wf_finish);
-    size_t boundary = position_of(b, str_at(b->nodes[i], "boundaryID"));
+    size_t boundary = position_of(b, b->nodes[i].boundary_id);
     if (boundary != NONE) {
       add_edge(b, b->start_ev[boundary], b->start_ev[i]);
       add_edge(b, b->finish_ev[i], b->finish_ev[boundary]);
     }
-    size_t k;
-    const json_t *child;
-    json_array_foreach(json_object_get(b->nodes[i], "children"), k, child) {
-      size_t c = position_of(b, json_string_value(child));
+    for (size_t k = 0; k < b->nodes[i].n_children; k++) {
+      size_t c = position_of(b, b->nodes[i].children[k]);
       if (c == NONE || c == i)
         continue;
       if (contains(b, i, c)) {
@@ -286,12 +311,11 @@ static void create_edges(struct builder *b, size_t wf_start, size_t wf_finish, s
   }
   /* Attempts of a retry run one after the other. */
   for (size_t i = 0; i < b->n_nodes; i++) {
-    if (!is_type(b->nodes[i], "Retry"))
+    if (!is_type(&b->nodes[i], "Retry"))
       continue;
-    size_t prev = NONE, k;
-    const json_t *child;
-    json_array_foreach(json_object_get(b->nodes[i], "children"), k, child) {
-      size_t c = position_of(b, json_string_value(child));
+    size_t prev = NONE;
+    for (size_t k = 0; k < b->nodes[i].n_children; k++) {
+      size_t c = position_of(b, b->nodes[i].children[k]);
       if (c == NONE || c == i)
         continue;
       if (prev != NONE)
@@ -436,10 +460,10 @@ static size_t *order_items(struct builder *b) {
 
 /* ---- what each event says ------------------------------------------------- */
 
-static const char *label_of(const json_t *node, const char *id) {
-  const char *s = nonempty(str_at(node, "displayName"));
+static const char *label_of(const struct tl_node *node, const char *id) {
+  const char *s = nonempty(node->display_name);
   if (s == NULL)
-    s = nonempty(str_at(node, "name"));
+    s = nonempty(node->name);
   return s != NULL ? s : id;
 }
 
@@ -448,18 +472,18 @@ static bool shown(const struct builder *b, const struct item *it) {
     return true;
   if (it->kind == TIMELINE_FAULT_FIRED || it->node == b->eh_node)
     return true;
-  const json_t *n = b->nodes[it->node];
+  const struct tl_node *n = &b->nodes[it->node];
   if (!(is_type(n, "Pod") || is_type(n, "Suspend") || is_type(n, "Skipped")))
     return false;
   /* A skipped step never started: one "skipped" line says it all. */
-  return !(it->kind == TIMELINE_NODE_STARTED && phase_is(str_at(n, "phase"), skipped_phases));
+  return !(it->kind == TIMELINE_NODE_STARTED && phase_is(n->phase, skipped_phases));
 }
 
-static char *finished_text(const json_t *n, const char *label, const char *phase) {
-  const char *msg = nonempty(str_at(n, "message"));
-  const char *sig = nonempty(str_at(n, "signal"));
-  const char *code = str_at(json_object_get(n, "outputs"), "exitCode");
-  bool oom = json_is_true(json_object_get(n, "oomKilled"));
+static char *finished_text(const struct tl_node *n, const char *label, const char *phase) {
+  const char *msg = nonempty(n->message);
+  const char *sig = nonempty(n->signal);
+  const char *code = n->exit_code;
+  bool oom = n->oom_killed;
   char *extra = event_text("%s%s%s%s", sig && !(msg && strstr(msg, sig)) ? " (killed by " : "",
                           sig && !(msg && strstr(msg, sig)) ? sig : "",
                           sig && !(msg && strstr(msg, sig)) ? ")" : "",
@@ -475,10 +499,10 @@ static char *finished_text(const json_t *n, const char *label, const char *phase
   return text;
 }
 
-static char *eh_started_text(const struct builder *b, const json_t *node) {
+static char *eh_started_text(const struct builder *b, const struct tl_node *node) {
   const json_t *eh = json_object_get(b->report, "exitHandler");
   const char *status = str_at(eh, "workflowStatus");
-  const char *tmpl = nonempty(str_at(node, "templateName"));
+  const char *tmpl = nonempty(node->template_name);
   json_int_t runs = json_integer_value(json_object_get(eh, "runs"));
   const char *by = str_at(eh, "by");
   char *seen = status ? event_text(" with {{workflow.status}}=%s", status) : event_text("%s", "");
@@ -534,7 +558,7 @@ static char *fault_text(const struct builder *b, const struct item *it) {
   if (asked == NULL)
     asked = nonempty(str_at(f, "action")) ? str_at(f, "action") : "fault";
   if (it->node != NONE)
-    return event_text("fault fired on %s: %s%s%s%s", label_of(b->nodes[it->node], b->ids[it->node]),
+    return event_text("fault fired on %s: %s%s%s%s", label_of(&b->nodes[it->node], b->ids[it->node]),
                      asked, detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
   return event_text("fault fired: %s%s%s%s", asked, detail ? " (" : "", detail ? detail : "",
                    detail ? ")" : "");
@@ -542,9 +566,9 @@ static char *fault_text(const struct builder *b, const struct item *it) {
 
 static void describe(const struct builder *b, const struct item *it, struct timeline_event *ev) {
   const json_t *report = b->report;
-  const json_t *node = it->node != NONE ? b->nodes[it->node] : NULL;
+  const struct tl_node *node = it->node != NONE ? &b->nodes[it->node] : NULL;
   const char *label = node != NULL ? label_of(node, b->ids[it->node]) : NULL;
-  const char *phase = node != NULL ? nonempty(str_at(node, "phase")) : NULL;
+  const char *phase = node != NULL ? nonempty(node->phase) : NULL;
   ev->kind = it->kind;
   ev->node_id = node != NULL ? b->ids[it->node] : NULL;
   switch (it->kind) {
@@ -565,7 +589,7 @@ static void describe(const struct builder *b, const struct item *it, struct time
     ev->phase = phase;
     if (phase_is(phase, skipped_phases)) {
       ev->kind = TIMELINE_NODE_SKIPPED;
-      const char *msg = nonempty(str_at(node, "message"));
+      const char *msg = nonempty(node->message);
       ev->text = event_text("%s %s%s%s", label, phase, msg ? ": " : "", msg ? msg : "");
     } else {
       ev->text = finished_text(node, it->node == b->eh_node ? "exit handler" : label,
@@ -617,61 +641,132 @@ static void find_exit_handler_node(struct builder *b) {
   const char *wf = str_at(json_object_get(b->report, "workflow"), "name");
   char *name = event_text("%s.onExit", wf ? wf : "");
   for (size_t i = 0; i < b->n_nodes && b->eh_node == NONE; i++) {
-    const char *n = str_at(b->nodes[i], "name");
+    const char *n = b->nodes[i].name;
     if (n != NULL && strcmp(n, name) == 0)
       b->eh_node = i;
   }
   free(name);
 }
 
-void timeline_build(const json_t *report, struct timeline *out) {
+/* The events of b (its report and nodes set), in order, into out. */
+static void build(struct builder *b, struct timeline *out) {
   memset(out, 0, sizeof(*out));
-  struct builder b = {.report = report, .faults = json_object_get(report, "faults")};
-  const json_t *status = json_object_get(report, "status");
-  const json_t *nodes = json_object_get(status, "nodes");
-  b.wf_start_us = parse_rfc3339_us(str_at(status, "startedAt"));
-  b.has_wf_start = b.wf_start_us != 0;
-  b.n_nodes = json_object_size(nodes);
-  b.ids = xcalloc(b.n_nodes, sizeof(char *));
-  b.nodes = xcalloc(b.n_nodes, sizeof(json_t *));
-  b.start_ev = xcalloc(b.n_nodes, sizeof(size_t));
-  b.finish_ev = xcalloc(b.n_nodes, sizeof(size_t));
-  b.index = json_object();
-  if (b.index == NULL)
-    abort();
-  size_t i = 0;
-  const char *key;
-  json_t *value;
-  json_object_foreach((json_t *)nodes, key, value) {
-    b.ids[i] = key;
-    b.nodes[i] = value;
-    json_object_set_new(b.index, key, json_integer((json_int_t)i));
-    i++;
+  b->faults = json_object_get(b->report, "faults");
+  b->wf_start_us = parse_rfc3339_us(str_at(json_object_get(b->report, "status"), "startedAt"));
+  b->has_wf_start = b->wf_start_us != 0;
+  b->ids = xcalloc(b->n_nodes, sizeof(char *));
+  b->index = xcalloc(b->n_nodes, sizeof(*b->index));
+  b->start_ev = xcalloc(b->n_nodes, sizeof(size_t));
+  b->finish_ev = xcalloc(b->n_nodes, sizeof(size_t));
+  for (size_t i = 0; i < b->n_nodes; i++) {
+    b->ids[i] = b->nodes[i].id;
+    b->index[i] = (struct tl_index){.id = b->nodes[i].id, .pos = i};
   }
-  find_exit_handler_node(&b);
+  qsort(b->index, b->n_nodes, sizeof(*b->index), cmp_index);
+  find_exit_handler_node(b);
 
   size_t wf_start, wf_finish, missing;
-  create_items(&b, &wf_start, &wf_finish, &missing);
-  create_edges(&b, wf_start, wf_finish, missing);
-  size_t *order = order_items(&b);
+  create_items(b, &wf_start, &wf_finish, &missing);
+  create_edges(b, wf_start, wf_finish, missing);
+  size_t *order = order_items(b);
 
-  out->events = xcalloc(b.n_items, sizeof(*out->events));
-  for (size_t k = 0; k < b.n_items; k++) {
-    const struct item *it = &b.items[order[k]];
-    if (!shown(&b, it))
+  out->events = xcalloc(b->n_items, sizeof(*out->events));
+  for (size_t k = 0; k < b->n_items; k++) {
+    const struct item *it = &b->items[order[k]];
+    if (!shown(b, it))
       continue;
     struct timeline_event *ev = &out->events[out->n++];
-    describe(&b, it, ev);
-    set_offset(&b, it, ev);
+    describe(b, it, ev);
+    set_offset(b, it, ev);
   }
   free(order);
-  free(b.items);
-  free(b.edges);
-  free(b.ids);
-  free(b.nodes);
-  free(b.start_ev);
-  free(b.finish_ev);
-  json_decref(b.index);
+  free(b->items);
+  free(b->edges);
+  free(b->ids);
+  free(b->index);
+  free(b->start_ev);
+  free(b->finish_ev);
+}
+
+void timeline_build(const json_t *report, struct timeline *out) {
+  const json_t *nodes = json_object_get(json_object_get(report, "status"), "nodes");
+  size_t n = json_object_size(nodes), n_children = 0;
+  const char *key;
+  json_t *o;
+  json_object_foreach((json_t *)nodes, key, o)
+    n_children += json_array_size(json_object_get(o, "children"));
+  struct tl_node *tn = xcalloc(n, sizeof(*tn));
+  const char **children = xcalloc(n_children, sizeof(char *));
+  size_t i = 0, c = 0;
+  json_object_foreach((json_t *)nodes, key, o) {
+    struct tl_node *t = &tn[i++];
+    t->id = key;
+    t->name = str_at(o, "name");
+    t->display_name = str_at(o, "displayName");
+    t->type = str_at(o, "type");
+    t->template_name = str_at(o, "templateName");
+    t->phase = str_at(o, "phase");
+    t->boundary_id = str_at(o, "boundaryID");
+    t->message = str_at(o, "message");
+    t->signal = str_at(o, "signal");
+    t->exit_code = str_at(json_object_get(o, "outputs"), "exitCode");
+    t->started_us = parse_rfc3339_us(str_at(o, "startedAt"));
+    t->finished_us = parse_rfc3339_us(str_at(o, "finishedAt"));
+    t->has_finished = str_at(o, "finishedAt") != NULL;
+    t->oom_killed = json_is_true(json_object_get(o, "oomKilled"));
+    /* A child that is not a string stays NULL: position_of finds no node. */
+    t->children = &children[c];
+    size_t k;
+    const json_t *child;
+    json_array_foreach(json_object_get(o, "children"), k, child) children[c++] = json_string_value(child);
+    t->n_children = (size_t)(&children[c] - t->children);
+  }
+  struct builder b = {.report = report, .nodes = tn, .n_nodes = n};
+  build(&b, out);
+  free(children);
+  free(tn);
+}
+
+/* A time as the report writes it (RFC 3339, whole seconds, rounded down). */
+static int64_t whole_second_us(int64_t us) {
+  int64_t secs = us / 1000000;
+  if (us % 1000000 < 0)
+    secs--;
+  return secs * 1000000;
+}
+
+void timeline_build_run(const json_t *head, const struct run_state *st, struct timeline *out) {
+  struct tl_node *tn = xcalloc(st->n_nodes, sizeof(*tn));
+  for (size_t i = 0; i < st->n_nodes; i++) {
+    const struct wf_node *n = st->nodes[i];
+    struct tl_node *t = &tn[i];
+    t->id = n->id;
+    t->name = n->name;
+    t->display_name = n->display_name != NULL ? n->display_name : n->name;
+    t->type = node_type_name(n->type);
+    t->template_name = n->template_name;
+    t->phase = node_phase_name(n->phase);
+    t->boundary_id = n->boundary_id;
+    t->message = n->message;
+    if (n->signal != 0) {
+      report_signal_name(n->signal, t->buf_signal, sizeof(t->buf_signal));
+      t->signal = t->buf_signal;
+    }
+    if (n->has_exit_code) {
+      snprintf(t->buf_exit_code, sizeof(t->buf_exit_code), "%d", n->exit_code);
+      t->exit_code = t->buf_exit_code;
+    }
+    /* As the report writes them: whole seconds, absent when 0. */
+    t->started_us = whole_second_us(n->started_at_us);
+    t->finished_us = whole_second_us(n->finished_at_us);
+    t->has_finished = n->finished_at_us != 0;
+    t->oom_killed = n->oom_killed;
+    t->children = (const char *const *)n->children;
+    t->n_children = n->n_children;
+  }
+  struct builder b = {.report = head, .nodes = tn, .n_nodes = st->n_nodes};
+  build(&b, out);
+  free(tn);
 }
 
 void timeline_free(struct timeline *tl) {

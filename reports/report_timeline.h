@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include "../runner/run_state.h"
+
 enum timeline_kind {
   TIMELINE_WORKFLOW_STARTED,
   TIMELINE_NODE_STARTED,
@@ -35,7 +37,7 @@ struct timeline_event {
   bool has_time;
   double offset_seconds; /* since status.startedAt, when has_time */
   bool precise;          /* offset known below the second (faults) */
-  const char *node_id;   /* borrowed from the report; NULL for workflow events */
+  const char *node_id;   /* borrowed from the report (or state); NULL for workflow events */
   const char *phase;     /* phase reached (finished, skipped, workflow finished) or NULL */
   char *text;            /* one line: "work Failed: main: Error (exit code 1)" */
 };
@@ -48,6 +50,11 @@ struct timeline {
 /* Never fails short of memory exhaustion (aborts).  Borrowed strings live
  * as long as the report. */
 void timeline_build(const json_t *report, struct timeline *out);
+/* The same from the report built without status.nodes (report_build_head)
+ * and a run state holding its nodes as a report gives them back
+ * (state_load.h): `exitprobe run` never holds a JSON tree of every node.
+ * Borrowed strings live as long as both. */
+void timeline_build_run(const json_t *head, const struct run_state *st, struct timeline *out);
 void timeline_free(struct timeline *tl);
 
 /* "workflow-started", "fault-fired", ... (stable: HTML data-kind values). */

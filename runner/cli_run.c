@@ -392,15 +392,14 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
     report_path = strdup(a->report_path);
   else if (asprintf(&report_path, "reports/out/%s.json", wf->name) < 0)
     abort();
-  /* What a person reads is rendered from the report itself, so `run` and
-   * `exitprobe report --format text` print the same thing (timeline included). */
+  /* What a person reads is rendered from the report's view of the run, so
+   * `run` and `exitprobe report --format text` print the same thing
+   * (timeline included); neither the text nor the writer holds a JSON tree
+   * of every node. */
   struct text_options topts = {.color = cli_want_color(a->color)};
-  json_t *report = report_build(st);
-  report_print_text_json(report, &topts, stdout);
+  report_print_text_state(st, &topts, stdout);
   fflush(stdout);
-  int wrc = report_write_object(report, report_path, err);
-  json_decref(report);
-  if (wrc < 0)
+  if (report_write_json(st, report_path, err) < 0)
     goto fail;
   printf("Report: %s\n", report_path);
   status = exit_status_for(st);

@@ -1,6 +1,7 @@
 #include "state_load.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,6 +53,23 @@ static int type_from(const char *name, enum node_type *out) {
   return -1;
 }
 
+/* The report's names (report_signal_name): "SIGKILL", "SIGRTMIN+3", "70". */
+static int signal_from(const char *name) {
+  if (name == NULL)
+    return 0;
+  for (int k = 1; k < 65; k++)
+    if (sigabbrev_np(k) != NULL && strncmp(name, "SIG", 3) == 0 &&
+        strcmp(name + 3, sigabbrev_np(k)) == 0)
+      return k;
+  int v, used = 0;
+  if (sscanf(name, "SIGRTMIN+%d%n", &v, &used) == 1 && name[used] == '\0' && v >= 0 &&
+      v <= SIGRTMAX - SIGRTMIN)
+    return SIGRTMIN + v;
+  if (sscanf(name, "%d%n", &v, &used) == 1 && name[used] == '\0' && v > 0)
+    return v;
+  return 0;
+}
+
 static void load_outputs(struct wf_node *n, const json_t *outputs) {
   const char *code = str(outputs, "exitCode");
   if (code != NULL) {
@@ -96,12 +114,7 @@ static int load_node(struct run_state *st, const json_t *o, ep_error **err) {
   if (json_is_string(log))
     node_append_log(n, json_string_value(log), json_string_length(log));
   n->log_truncated = json_is_true(json_object_get(o, "logTruncated"));
-  const char *sig = str(o, "signal");
-  if (sig != NULL) {
-    for (int k = 1; k < 65; k++)
-      if (sigabbrev_np(k) != NULL && strncmp(sig, "SIG", 3) == 0 && strcmp(sig + 3, sigabbrev_np(k)) == 0)
-        n->signal = k;
-  }
+  n->signal = signal_from(str(o, "signal"));
   n->oom_killed = json_is_true(json_object_get(o, "oomKilled"));
   n->mocked = json_is_true(json_object_get(o, "mocked"));
   n->pids_limited = json_is_true(json_object_get(o, "pidsLimited"));
@@ -166,6 +179,17 @@ static void load_rest(struct run_state *st, const json_t *report) {
     r->detail = dup_or_null(str(f, "detail"));
   }
   st->n_faults = n;
+}
+
+int run_state_add_report_node(struct run_state *st, const char *id, const json_t *node,
+                              ep_error **err) {
+  if (load_node(st, node, err) < 0)
+    return -1;
+  struct wf_node *n = run_state_find_id(st, id);
+  const json_t *children = json_object_get(node, "children");
+  for (size_t i = 0; n != NULL && i < json_array_size(children); i++)
+    run_state_add_child(n, json_string_value(json_array_get(children, i)));
+  return 0;
 }
 
 int run_state_from_report(const json_t *report, struct run_state **out, ep_error **err) {

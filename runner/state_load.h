@@ -13,6 +13,11 @@
 int run_state_from_report(const json_t *report, struct run_state **out, ep_error **err);
 int run_state_load_file(const char *path, struct run_state **out, ep_error **err);
 
+/* One node of a report's status.nodes (id its key), with its children,
+ * into st: a state read back one node at a time, with no tree of them all. */
+int run_state_add_report_node(struct run_state *st, const char *id, const json_t *node,
+                              ep_error **err);
+
 /* "2026-11-27T04:30:31Z" to µs since the epoch; 0 when absent or malformed. */
 int64_t parse_rfc3339_us(const char *text);
 

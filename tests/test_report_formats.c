@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "report_text_json.h"
 #include "report_timeline.h"
 #include "run_state.h"
+#include "state_load.h"
 #include "test_helpers.h"
 
 #define WF "exit-handler-workflow"
@@ -99,7 +101,7 @@ static char *render_one(enum fmt f, json_t *doc) { return render(f, &doc, NULL, 
 
 /* The seed workflow after a run, with the kill of scenario 03 on `work`:
  * built through run_state and report_build, as `exitprobe run` does. */
-static json_t *seed_report(bool with_fault) {
+static struct run_state *seed_state(bool with_fault) {
   struct run_state *st = run_state_new();
   st->workflow_name = xstrdup(WF);
   st->workflow_file = xstrdup("exit-handler-workflow.yaml");
@@ -142,6 +144,11 @@ static json_t *seed_report(bool with_fault) {
         .node_id = xstrdup(work->id), .detail = xstrdup("KILL")};
     st->n_faults = 1;
   }
+  return st;
+}
+
+static json_t *seed_report(bool with_fault) {
+  struct run_state *st = seed_state(with_fault);
   json_t *r = report_build(st);
   run_state_free(st);
   return r;
@@ -506,6 +513,92 @@ static const char *const all_good[] = {"cycle.json", "hostile.json", "inconclusi
 static void load_all_good(json_t **docs) {
   for (size_t i = 0; i < N_GOOD; i++)
     docs[i] = load_data(all_good[i]);
+}
+
+/* ---- `exitprobe run`'s text: from the state, the same as from the report ---- */
+
+/* noinline: as render() above. */
+__attribute__((noinline)) static char *text_of_state(const struct run_state *st, bool color) {
+  char *out = NULL;
+  size_t size = 0;
+  FILE *fp = open_memstream(&out, &size);
+  assert_non_null(fp);
+  struct text_options opts = {.color = color};
+  report_print_text_state(st, &opts, fp);
+  assert_int_equal(fclose(fp), 0);
+  return out;
+}
+
+__attribute__((noinline)) static char *text_of_report(const struct run_state *st, bool color) {
+  json_t *r = report_build(st);
+  char *out = NULL;
+  size_t size = 0;
+  FILE *fp = open_memstream(&out, &size);
+  assert_non_null(fp);
+  struct text_options opts = {.color = color};
+  report_print_text_json(r, &opts, fp);
+  assert_int_equal(fclose(fp), 0);
+  json_decref(r);
+  return out;
+}
+
+static void assert_same_text(const struct run_state *st, const char *what) {
+  for (int color = 0; color < 2; color++) {
+    char *direct = text_of_state(st, color);
+    char *via_json = text_of_report(st, color);
+    if (strcmp(direct, via_json) != 0)
+      fail_msg("%s (color %d): the text from the state differs from the report's:\n%s\n----\n%s",
+               what, color, direct, via_json);
+    free(direct);
+    free(via_json);
+  }
+}
+
+/* What the report keeps coarser or cleaner than the state: sub-second times,
+ * bytes that are not UTF-8, a real-time signal, a handler that failed. */
+static void test_run_text_is_the_report_text(void **state) {
+  (void)state;
+  struct run_state *st = seed_state(true);
+  assert_same_text(st, "seed");
+  struct wf_node *work = run_state_find_name(st, WF "[0].work");
+  struct wf_node *onexit = run_state_find_name(st, WF ".onExit");
+  assert_non_null(work);
+  assert_non_null(onexit);
+  work->started_at_us += 654321;
+  work->finished_at_us += 1987654;
+  static const char bad[] = "bad \xff\xfe bytes\n";
+  node_append_log(work, bad, sizeof(bad) - 1);
+  work->signal = SIGRTMIN + 3;
+  work->oom_killed = true;
+  node_set_message(onexit, "cleanup: Error \xc3(exit code 2)");
+  onexit->phase = PHASE_FAILED;
+  st->exit_handler.phase = PHASE_FAILED;
+  st->finished_at_us += 2750000;
+  struct wf_node *skipped =
+      run_state_add_node(st, WF "[1].late", "late", NODE_SKIPPED, "do-work", NULL);
+  node_finish(skipped, PHASE_SKIPPED, "when 'false' evaluated false");
+  run_state_add_watchdog_action(st, "controller died: ran the exit handler");
+  assert_same_text(st, "edges");
+  run_state_free(st);
+}
+
+/* Every hand-written report, read back as a state and rendered both ways. */
+static void test_run_text_of_loaded_reports(void **state) {
+  (void)state;
+  size_t rendered = 0;
+  for (size_t i = 0; i < N_GOOD; i++) {
+    json_t *doc = load_data(all_good[i]);
+    struct run_state *st = NULL;
+    ep_error *err = NULL;
+    if (run_state_from_report(doc, &st, &err) == 0) {
+      assert_same_text(st, all_good[i]);
+      rendered++;
+    }
+    ep_error_free(&err);
+    run_state_free(st);
+    json_decref(doc);
+  }
+  assert_true(rendered >= N_GOOD - 1);
 }
 
 static bool starts(const char *line, const char *prefix) {
@@ -919,6 +1012,8 @@ int main(void) {
       cmocka_unit_test(test_html_escapes_everything),
       cmocka_unit_test(test_html_a_thousand_nodes),
       cmocka_unit_test(test_html_several_reports),
+      cmocka_unit_test(test_run_text_is_the_report_text),
+      cmocka_unit_test(test_run_text_of_loaded_reports),
       cmocka_unit_test(test_tap_is_tap14),
       cmocka_unit_test(test_github_annotations),
       cmocka_unit_test(test_github_limits),
