@@ -12,16 +12,20 @@
 
 #define IMAGE_NOTE "not pulled: steps run on the host root filesystem"
 
-static json_t *must(json_t *v) {
+json_t *report_json_must(json_t *v) {
   if (v == NULL)
     abort();
   return v;
 }
 
-static void set(json_t *obj, const char *key, json_t *value) {
+static json_t *must(json_t *v) { return report_json_must(v); }
+
+void report_json_set(json_t *obj, const char *key, json_t *value) {
   if (json_object_set_new(obj, key, must(value)) < 0)
     abort();
 }
+
+static void set(json_t *obj, const char *key, json_t *value) { report_json_set(obj, key, value); }
 
 static void append(json_t *arr, json_t *value) {
   if (json_array_append_new(arr, must(value)) < 0)

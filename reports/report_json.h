@@ -16,6 +16,11 @@
  * the report (file names and probe output are not text one can trust). */
 json_t *report_json_text(const char *s, size_t n);
 
+/* v, or abort when jansson ran out of memory (v == NULL). */
+json_t *report_json_must(json_t *v);
+/* obj[key] = value (a new reference; aborts when out of memory). */
+void report_json_set(json_t *obj, const char *key, json_t *value);
+
 /* The `idempotency` object (report_idempotency.c). */
 json_t *report_idempotency_json(const struct idempotency_record *r);
 

@@ -78,5 +78,8 @@ int cli_parse_color(const char *text, int *color, ep_error **err);
 /* Colours wanted: the setting, or for auto a terminal on stdout and NO_COLOR unset. */
 bool cli_want_color(int setting);
 int exit_status_for(const struct run_state *st);
+/* Block SIGINT, SIGTERM, SIGUSR1, SIGUSR2 before any step exists: the
+ * controller takes them from a signalfd. */
+void cli_block_interrupts(void);
 
 #endif

@@ -285,9 +285,8 @@ bool cli_want_color(int setting) {
   return (no_color == NULL || *no_color == '\0') && isatty(STDOUT_FILENO);
 }
 
-static void block_interrupts(void) {
-  /* Block the interrupts before any step exists: the controller takes them
-   * from a signalfd, and no step may start between a signal and its handling. */
+void cli_block_interrupts(void) {
+  /* Before any step exists: no step may start between a signal and its handling. */
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGINT);
@@ -363,7 +362,7 @@ static int run_single_workflow(struct run_args *a, ep_error **err) {
     status = EP_EXIT_OK;
     goto out;
   }
-  block_interrupts();
+  cli_block_interrupts();
   struct sandbox_options sopts = {.require_namespaces = true, .run_name = wf->name};
   if (sandbox_context_new(&sopts, &sandbox, err) < 0)
     goto fail;
@@ -453,7 +452,7 @@ int cli_run(int argc, char **argv) {
                     scenario_file_looks_like_scenario(a.paths[i]);
   }
   if (scenario_mode) {
-    block_interrupts();
+    cli_block_interrupts();
     status = cli_run_scenarios(&a);
   } else {
     status = run_single_workflow(&a, &err);

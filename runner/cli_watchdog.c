@@ -98,13 +98,7 @@ int cli_watchdog(int argc, char **argv) {
   }
   o.run_dir = argv[optind];
   /* The compensation's controller takes interrupts from a signalfd. */
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGUSR1);
-  sigaddset(&mask, SIGUSR2);
-  sigprocmask(SIG_BLOCK, &mask, NULL);
+  cli_block_interrupts();
   struct reconcile_summary sum;
   if (reconcile_run_dir(&o, &sum, &err) < 0)
     goto fail;

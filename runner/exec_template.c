@@ -314,20 +314,29 @@ static void execute_suspend(struct controller *c, struct wf_node *node,
     want_wakeup(c, until);
 }
 
+/* A Pending leaf may start unless a shutdown or the workflow's deadline
+ * (outside the exit handler) fails it first. */
+static bool pending_may_start(struct controller *c, struct wf_node *node,
+                              const struct exec_ctx *x) {
+  if (node->phase != PHASE_PENDING)
+    return false;
+  if (shutdown_applies(c, x))
+    node_finish(node, PHASE_FAILED, shutdown_message(c));
+  else if (c->deadline_passed && !x->in_exit_handler)
+    node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
+  else
+    return true;
+  return false;
+}
+
 static void execute_body(struct controller *c, struct wf_node *node, const struct wf_template *t,
                          const struct var_scope *inputs, const struct exec_ctx *x) {
   struct exec_ctx inner = {.boundary_id = node->id, .in_exit_handler = x->in_exit_handler};
   switch (t->kind) {
   case TEMPLATE_CONTAINER:
   case TEMPLATE_SCRIPT:
-    if (node->phase == PHASE_PENDING) {
-      if (shutdown_applies(c, x))
-        node_finish(node, PHASE_FAILED, shutdown_message(c));
-      else if (c->deadline_passed && !x->in_exit_handler)
-        node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
-      else
-        launch_pod(c, node, t, inputs, x);
-    }
+    if (pending_may_start(c, node, x))
+      launch_pod(c, node, t, inputs, x);
     break;
   case TEMPLATE_STEPS:
     node->phase = PHASE_RUNNING;
@@ -343,14 +352,8 @@ static void execute_body(struct controller *c, struct wf_node *node, const struc
   case TEMPLATE_RESOURCE:
   case TEMPLATE_HTTP:
   case TEMPLATE_PLUGIN:
-    if (node->phase == PHASE_PENDING) {
-      if (shutdown_applies(c, x))
-        node_finish(node, PHASE_FAILED, shutdown_message(c));
-      else if (c->deadline_passed && !x->in_exit_handler)
-        node_finish(node, PHASE_FAILED, "Step exceeded its deadline");
-      else
-        execute_mock(c, node, t);
-    }
+    if (pending_may_start(c, node, x))
+      execute_mock(c, node, t);
     break;
   }
 }
