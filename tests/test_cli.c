@@ -110,28 +110,6 @@ static void test_bad_yaml_names_position_and_writes_no_report(void **state) {
   test_cmd_result_free(&r);
 }
 
-/* Directories whose name starts with prefix anywhere below dir (depth-bounded). */
-static int count_dirs_with_prefix(const char *dir, const char *prefix, int depth) {
-  if (depth == 0)
-    return 0;
-  DIR *d = opendir(dir);
-  if (d == NULL)
-    return 0;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_type != DT_DIR || e->d_name[0] == '.')
-      continue;
-    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-      n++;
-    char sub[4096];
-    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-    n += count_dirs_with_prefix(sub, prefix, depth - 1);
-  }
-  closedir(d);
-  return n;
-}
-
 static void test_background_child_does_not_survive(void **state) {
   (void)state;
   skip_without_sandbox();
@@ -149,7 +127,7 @@ static void test_background_child_does_not_survive(void **state) {
   test_cmd_result_free(&r);
   assert_int_equal(test_count_processes("sleep 777"), 0);
   assert_int_equal(test_count_processes("sleep 778"), 0);
-  assert_int_equal(count_dirs_with_prefix("/sys/fs/cgroup", "escape-artist", 6), 0);
+  assert_int_equal(test_count_cgroups_named("escape-artist"), 0);
 }
 
 static pid_t spawn(char *const argv[], int *out_fd) {

@@ -168,27 +168,6 @@ static bool wait_for_ledger(const char *run_dir, bool (*pred)(const struct count
 
 static bool handler_started(const struct counts *c) { return c->handler_intent > 0; }
 
-static int count_dirs_named(const char *dir, const char *prefix, int depth) {
-  if (depth == 0)
-    return 0;
-  DIR *d = opendir(dir);
-  if (d == NULL)
-    return 0;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_type != DT_DIR || e->d_name[0] == '.')
-      continue;
-    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-      n++;
-    char sub[4096];
-    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
-    n += count_dirs_named(sub, prefix, depth - 1);
-  }
-  closedir(d);
-  return n;
-}
-
 /* ---- workflows ------------------------------------------------------------------ */
 
 /* The handler reports itself to the witness; run by the controller (no
@@ -326,7 +305,7 @@ static void kill_during_handler(const char *name, const char *delivery, struct c
   check_report_schema(run_dir);
   /* Nothing of the run is left. */
   assert_int_equal(test_count_processes("sleep 29.61"), 0);
-  assert_int_equal(count_dirs_named("/sys/fs/cgroup", name, 6), 0);
+  assert_int_equal(test_count_cgroups_named(name), 0);
 }
 
 static void test_supervisor_killed_at_least_once(void **state) {
@@ -651,7 +630,7 @@ static void test_recycled_controller_pid_receives_nothing(void **state) {
   int seen = witness_count("wd-reuse", NULL); /* the watchdog's, and the controller's if it got that far */
   assert_true(seen >= 1 && seen <= 2);
   assert_int_equal(test_count_processes("sleep 29.61"), 0);
-  assert_int_equal(count_dirs_named("/sys/fs/cgroup", "wd-reuse", 6), 0);
+  assert_int_equal(test_count_cgroups_named("wd-reuse"), 0);
 }
 
 /* ---- controller-hang and the lease ---------------------------------------------- */
@@ -716,7 +695,7 @@ static json_t *run_hang(const char *name, const char *duration, const char *leas
   json_t *report = json_load_file(path, 0, &jerr);
   assert_non_null(report);
   assert_int_equal(test_count_processes("sleep 29.61"), 0);
-  assert_int_equal(count_dirs_named("/sys/fs/cgroup", "storm-wd", 6), 0);
+  assert_int_equal(test_count_cgroups_named("storm-wd"), 0);
   return report;
 }
 
@@ -1009,7 +988,7 @@ static void test_kill_storm(void **state) {
   (void)witness_count("sweep", NULL);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   int procs = test_count_processes(base);
-  int groups = count_dirs_named("/sys/fs/cgroup", "storm-wd", 6);
+  int groups = test_count_cgroups_named("storm-wd");
   printf("kill storm: %d iterations in %.1f s, controller killed %d, supervisor killed %d, watchdog killed "
          "%d, watchdog runs %d, killed before the ledger %d, compensations %d; violations %d, "
          "processes left %d, cgroups left %d\n",
