@@ -109,6 +109,9 @@ struct sandbox_step_spec {
                                is bind-mounted at /tmp instead of a private tmpfs, so
                                the controller can read output files after the step
                                ended; NULL: a private tmpfs */
+  const char *rootfs;      /* non-NULL: this host directory (an image's unpacked
+                              filesystem) is the step's root, read-only, instead of
+                              the host's; it needs /proc, /tmp and /dev directories */
   uint64_t memory_limit;   /* bytes; 0 = default */
   int64_t pids_limit;      /* 0 = default; -1 = unlimited */
   bool network_isolated;   /* new network namespace with loopback only */
