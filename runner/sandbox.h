@@ -9,7 +9,8 @@
  * command was killed).  When init exits the kernel kills everything left in
  * the namespace; the step's cgroups are emptied and go back to a pool.
  *
- * Inside: host root read-only (recursively), private tmpfs on /tmp and
+ * Inside: host root (or an image's root filesystem, spec.rootfs)
+ * read-only (recursively), private tmpfs on /tmp and
  * /dev/shm, fresh /proc, hostname = pod name, no_new_privs, a baseline
  * seccomp filter (compiled once per context, loaded just before exec).
  *
