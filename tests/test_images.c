@@ -146,14 +146,19 @@ static json_t *first_pod(const json_t *report) {
   return NULL;
 }
 
+/* The value of an output parameter of whichever node has it. */
 static const char *output_param(const json_t *report, const char *name) {
-  const json_t *params = json_object_get(json_object_get(first_pod(report), "outputs"),
-                                         "parameters");
-  size_t i;
-  json_t *p;
-  json_array_foreach(params, i, p) {
-    if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0)
-      return json_string_value(json_object_get(p, "value"));
+  const json_t *nodes = json_object_get(json_object_get(report, "status"), "nodes");
+  const char *id;
+  json_t *n;
+  json_object_foreach((json_t *)nodes, id, n) {
+    const json_t *params = json_object_get(json_object_get(n, "outputs"), "parameters");
+    size_t i;
+    json_t *p;
+    json_array_foreach(params, i, p) {
+      if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0)
+        return json_string_value(json_object_get(p, "value"));
+    }
   }
   fail_msg("no output parameter %s", name);
   return NULL;
@@ -219,6 +224,37 @@ static void test_command_runs_in_rootfs(void **state) {
   assert_string_equal(output_param(r.report, "out"), "value");
   struct stat st;
   assert_int_equal(stat(test_path(root, "written"), &st), -1);
+  run_free(&r);
+  assert_nothing_left(root);
+}
+
+/* Volumes land in the image's root too, where mount points that the
+ * read-only image lacks (/data) are made on a scaffold; a script's source
+ * is staged in its /tmp. */
+static void test_volumes_and_script_in_rootfs(void **state) {
+  (void)state;
+  skip_without_sandbox();
+  const char *root = make_rootfs("image-file", true);
+  const char *wf = test_write_temp(
+      "wf.yaml",
+      "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: imgroot\nspec:\n"
+      "  entrypoint: main\n  volumeClaimTemplates:\n  - metadata: {name: work}\n"
+      "  templates:\n  - name: main\n    steps:\n    - - {name: a, template: a}\n"
+      "    - - {name: b, template: b}\n"
+      "  - name: a\n    container:\n      image: tiny\n"
+      "      command: [sh, -c, 'echo from-a > /data/f']\n"
+      "      volumeMounts: [{name: work, mountPath: /data}]\n"
+      "  - name: b\n    outputs:\n      parameters:\n"
+      "      - {name: out, valueFrom: {path: /tmp/out}}\n"
+      "    script:\n      image: tiny\n      command: [sh]\n"
+      "      source: 'cat /data/f /image-marker > /tmp/out'\n"
+      "      volumeMounts: [{name: work, mountPath: /data}]\n");
+  char image[600];
+  snprintf(image, sizeof(image), "tiny=%s/", root);
+  struct run r = run_wf(wf, 0, "--image", image, NULL, NULL);
+  assert_string_equal(output_param(r.report, "out"), "from-a\nimage-file");
+  struct stat st;
+  assert_int_equal(stat(test_path(root, "data"), &st), -1); /* the image was not written */
   run_free(&r);
   assert_nothing_left(root);
 }
@@ -350,6 +386,7 @@ static void test_bad_image_argument(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_command_runs_in_rootfs),
+      cmocka_unit_test(test_volumes_and_script_in_rootfs),
       cmocka_unit_test(test_host_program_not_found),
       cmocka_unit_test(test_rootfs_without_proc),
       cmocka_unit_test(test_image_config),
