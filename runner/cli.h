@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "controller.h"
+#include "image_config.h"
 #include "error.h"
 #include "run_state.h"
 #include "workflow.h"
@@ -23,8 +24,10 @@ struct run_args {
   struct param_override *params;
   size_t n_params;
   const char *parameter_file;
-  struct image_entrypoint *images;
+  struct image_entrypoint *images; /* image_set's, once every source was read */
   size_t n_images;
+  struct image_set image_set;   /* --image, then --image-config */
+  const char *image_config;
   const char **requires;       /* --require CAPABILITY */
   size_t n_requires;
   const char **quick_faults;   /* --fault TARGET:ACTION[=VALUE][@AFTER] */

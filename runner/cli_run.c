@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "image_config.h"
 #include "run_once.h"
 #include "run_control.h"
 #include "../injector/faults.h"
@@ -43,6 +44,10 @@ static void print_run_usage(FILE *out) {
         "  -r, --report FILE           JSON report path (default: reports/out/<workflow>.json)\n"
         "      --image IMAGE=PATH      run PATH as the entrypoint of IMAGE for containers\n"
         "                              without a command (argoproj/argosay:v2 is built in)\n"
+        "      --image IMAGE=DIR/      run IMAGE's steps in DIR (its unpacked filesystem,\n"
+        "                              e.g. from docker export) as their read-only root\n"
+        "      --image-config FILE     images' rootfs, entrypoint, cmd, env, workingDir\n"
+        "                              (YAML; --image wins over it)\n"
         "      --grace-period DURATION time between SIGTERM and SIGKILL when stopping\n"
         "                              steps (default 10s; e.g. 500ms, 2s, 1m)\n"
         "      --isolate-network       give every step its own network namespace\n"
@@ -100,11 +105,12 @@ static int parse_duration_ms(const char *text, int *out) {
 static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err) {
   enum { OPT_GRACE = 256, OPT_COLOR, OPT_NET, OPT_IMAGE, OPT_REPORT_DIR, OPT_JUNIT, OPT_DRY_RUN,
          OPT_REQUIRE, OPT_FAULT, OPT_RUN_DIR, OPT_IDEMPOTENCY, OPT_STATE_PROBE,
-         OPT_KEEP_WORKSPACE };
+         OPT_KEEP_WORKSPACE, OPT_IMAGE_CONFIG };
   static const struct option longopts[] = {
       {"parameter", required_argument, NULL, 'p'},
       {"parameter-file", required_argument, NULL, 'f'},
       {"image", required_argument, NULL, OPT_IMAGE},
+      {"image-config", required_argument, NULL, OPT_IMAGE_CONFIG},
       {"report-dir", required_argument, NULL, OPT_REPORT_DIR},
       {"junit", required_argument, NULL, OPT_JUNIT},
       {"dry-run", no_argument, NULL, OPT_DRY_RUN},
@@ -146,17 +152,13 @@ static int parse_args(int argc, char **argv, struct run_args *a, ep_error **err)
     case 'f':
       a->parameter_file = optarg;
       break;
-    case OPT_IMAGE: {
-      char *eq = strchr(optarg, '=');
-      if (eq == NULL || eq == optarg || eq[1] == '\0')
-        return ep_error_set(err, EP_EXIT_USAGE, "--image expects IMAGE=PATH, got '%s'", optarg);
-      *eq = '\0';
-      a->images = realloc(a->images, (a->n_images + 1) * sizeof(*a->images));
-      if (a->images == NULL)
-        abort();
-      a->images[a->n_images++] = (struct image_entrypoint){optarg, eq + 1};
+    case OPT_IMAGE:
+      if (image_set_add_arg(&a->image_set, optarg, err) < 0)
+        return -1;
       break;
-    }
+    case OPT_IMAGE_CONFIG:
+      a->image_config = optarg;
+      break;
     case OPT_GRACE:
       if (parse_duration_ms(optarg, &a->grace_ms) < 0)
         return ep_error_set(err, EP_EXIT_USAGE,
@@ -440,11 +442,14 @@ int cli_run(int argc, char **argv) {
     goto out;
   }
   if (parsed < 0 ||
-      (a.parameter_file != NULL && load_parameter_file(&a, &param_doc, &err) < 0)) {
+      (a.parameter_file != NULL && load_parameter_file(&a, &param_doc, &err) < 0) ||
+      (a.image_config != NULL && image_set_load(&a.image_set, a.image_config, &err) < 0)) {
     ep_error_print(err, stderr);
     status = err ? err->status : EP_EXIT_INTERNAL;
     goto out;
   }
+  a.images = a.image_set.images;
+  a.n_images = a.image_set.n_images;
   bool scenario_mode = a.n_paths > 1 || a.report_dir != NULL || a.junit_path != NULL;
   for (size_t i = 0; i < a.n_paths && !scenario_mode; i++) {
     struct stat sb;
@@ -460,7 +465,7 @@ int cli_run(int argc, char **argv) {
 out:
   ep_error_free(&err);
   free(a.params);
-  free(a.images);
+  image_set_free(&a.image_set);
   free(a.requires);
   free(a.quick_faults);
   ydoc_free(param_doc);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "image_config.h"
 #include "error.h"
 #include "../watchdog/reconcile.h"
 
@@ -43,7 +44,7 @@ int cli_watchdog(int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
   };
   struct reconcile_options o = {.lock_wait_ms = 3000, .progress = stderr};
-  struct image_entrypoint *images = NULL;
+  struct image_set images = {0};
   ep_error *err = NULL;
   int status = EP_EXIT_OK;
   optind = 1;
@@ -64,20 +65,12 @@ int cli_watchdog(int argc, char **argv) {
       o.lock_wait_ms = (int)(secs * 1000);
       break;
     }
-    case OPT_IMAGE: {
-      char *eq = strchr(optarg, '=');
-      if (eq == NULL || eq == optarg || eq[1] == '\0') {
-        ep_error_set(&err, EP_EXIT_USAGE, "--image expects IMAGE=PATH, got '%s'", optarg);
+    case OPT_IMAGE:
+      if (image_set_add_arg(&images, optarg, &err) < 0)
         goto fail;
-      }
-      *eq = '\0';
-      images = realloc(images, (o.n_images + 1) * sizeof(*images));
-      if (images == NULL)
-        abort();
-      images[o.n_images++] = (struct image_entrypoint){optarg, eq + 1};
-      o.images = images;
+      o.images = images.images;
+      o.n_images = images.n_images;
       break;
-    }
     case 'q':
       o.progress = NULL;
       break;
@@ -108,6 +101,6 @@ fail:
   status = err->status;
 out:
   ep_error_free(&err);
-  free(images);
+  image_set_free(&images);
   return status;
 }

@@ -16,10 +16,19 @@
 #include "sandbox.h"
 #include "workflow.h"
 
-/* An image's entrypoint, since images are not pulled (--image NAME=PATH). */
+/* What is known of an image, since images are not pulled: --image
+ * NAME=PATH (an entrypoint program on the host), --image NAME=DIR/ (its
+ * unpacked root filesystem), or an --image-config entry. */
 struct image_entrypoint {
   const char *image;      /* "repo/name:tag", or "repo/name" for any tag */
-  const char *entrypoint; /* host path of the program to run */
+  const char *entrypoint; /* host path of the program to run, or NULL */
+  const char *rootfs;     /* absolute host directory used as the step's root, or NULL */
+  /* The image's ENTRYPOINT and CMD (paths inside rootfs, or the host's),
+   * its ENV ("K=V"), NULL-terminated, NULL when unset; its WORKDIR or NULL. */
+  char *const *entrypoint_argv;
+  char *const *cmd;
+  char *const *env;
+  const char *working_dir;
 };
 
 struct fault_plan;

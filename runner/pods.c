@@ -42,6 +42,7 @@ struct resolved_step {
   char **envp;
   char *working_dir;
   char *source;
+  const char *rootfs; /* the image's root filesystem, or NULL */
 };
 
 static void resolved_step_free(struct resolved_step *r) {
@@ -63,46 +64,96 @@ int subst(const char *in, const struct var_scope *scope, char **out, char **why)
   return 0;
 }
 
+/* What the user told of an image that is not pulled (--image,
+ * --image-config), or NULL. */
+static const struct image_entrypoint *image_lookup(const struct controller_options *o,
+                                                   const char *ref) {
+  for (size_t i = 0; i < o->n_images; i++) {
+    size_t len = strlen(o->images[i].image);
+    if (strcmp(ref, o->images[i].image) == 0 ||
+        (strncmp(ref, o->images[i].image, len) == 0 && ref[len] == ':' &&
+         strchr(o->images[i].image, ':') == NULL))
+      return &o->images[i];
+  }
+  return NULL;
+}
+
+static const char *image_ref(const char *image) {
+  if (strncmp(image, "index.docker.io/", 16) == 0)
+    return image + 16;
+  if (strncmp(image, "docker.io/", 10) == 0)
+    return image + 10;
+  return image;
+}
+
 /* The entrypoint of an image that is not pulled: a mapping the user gave
  * (--image), the built-in argosay, or none -- then args run as the command,
  * which is what Kubernetes does for images without an ENTRYPOINT. */
 static const char *image_entrypoint(const struct controller_options *o, const char *image) {
   if (image == NULL)
     return NULL;
-  const char *ref = image;
-  if (strncmp(ref, "index.docker.io/", 16) == 0)
-    ref += 16;
-  else if (strncmp(ref, "docker.io/", 10) == 0)
-    ref += 10;
-  for (size_t i = 0; i < o->n_images; i++) {
-    size_t len = strlen(o->images[i].image);
-    if (strcmp(ref, o->images[i].image) == 0 ||
-        (strncmp(ref, o->images[i].image, len) == 0 && ref[len] == ':' &&
-         strchr(o->images[i].image, ':') == NULL))
-      return o->images[i].entrypoint;
-  }
+  const char *ref = image_ref(image);
+  const struct image_entrypoint *m = image_lookup(o, ref);
+  if (m != NULL)
+    return m->entrypoint;
   if (o->argosay_path != NULL && strncmp(ref, "argoproj/argosay:v2", 19) == 0)
     return o->argosay_path;
   return NULL;
 }
 
+static size_t strv_len(char *const *v) {
+  size_t n = 0;
+  while (v != NULL && v[n] != NULL)
+    n++;
+  return n;
+}
+
+/* A later definition of the same name wins, as in a container spec. */
+static void env_put(char **envp, size_t *e, char *entry) {
+  size_t name_len = strcspn(entry, "=") + 1;
+  for (size_t k = 0; k < *e; k++)
+    if (strncmp(envp[k], entry, name_len) == 0) {
+      free(envp[k]);
+      envp[k] = entry;
+      return;
+    }
+  envp[(*e)++] = entry;
+}
+
 static int resolve_step(const struct controller *c, const struct wf_template *t,
                         const struct var_scope *scope, const char *hostname,
                         struct resolved_step *r, char **why) {
+  const struct image_entrypoint *img =
+      t->image != NULL ? image_lookup(c->opts, image_ref(t->image)) : NULL;
   const char *entrypoint = t->n_command == 0 ? image_entrypoint(c->opts, t->image) : NULL;
+  /* Docker's ENTRYPOINT and CMD as Kubernetes combines them: command
+   * replaces the entrypoint (and drops CMD), args replace CMD. */
+  char *const *image_ep = t->n_command == 0 && entrypoint == NULL && img != NULL
+                              ? img->entrypoint_argv : NULL;
+  char *const *image_cmd =
+      t->n_command == 0 && t->n_args == 0 && img != NULL ? img->cmd : NULL;
   /* argosay's own path, spelled out in a command, is its built-in too. */
   bool argosay_cmd = t->n_command > 0 && strcmp(t->command[0], "/argosay") == 0 &&
                      c->opts->argosay_path != NULL && image_entrypoint(c->opts, t->image) != NULL;
-  size_t n_argv = t->n_command + t->n_args + (t->kind == TEMPLATE_SCRIPT ? 1 : 0) + 1;
+  size_t n_argv = t->n_command + t->n_args + (t->kind == TEMPLATE_SCRIPT ? 1 : 0) + 1 +
+                  strv_len(image_ep) + strv_len(image_cmd);
+  size_t n_image_env = img != NULL ? strv_len(img->env) : 0;
   r->argv = calloc(n_argv + 1, sizeof(char *));
-  r->envp = calloc(t->n_env + 5, sizeof(char *));
+  r->envp = calloc(t->n_env + n_image_env + 5, sizeof(char *));
   if (r->argv == NULL || r->envp == NULL)
     abort();
   size_t a = 0;
-  r->argv0_from_image = entrypoint != NULL || argosay_cmd;
+  r->rootfs = img != NULL ? img->rootfs : NULL;
+  /* Inside an image's root an entrypoint is the image's own file. */
+  r->argv0_from_image =
+      ((entrypoint != NULL || image_ep != NULL) && r->rootfs == NULL) || argosay_cmd;
   if (entrypoint != NULL)
     r->argv[a++] = strdup(entrypoint);
-  else if (t->n_command == 0 && t->n_args == 0) {
+  for (size_t i = 0; i < strv_len(image_ep); i++)
+    r->argv[a++] = strdup(image_ep[i]);
+  for (size_t i = 0; i < strv_len(image_cmd); i++)
+    r->argv[a++] = strdup(image_cmd[i]);
+  if (a == 0 && t->n_command == 0 && t->n_args == 0) {
     *why = xasprintf("container has neither command nor args, and the entrypoint of image '%s' "
                      "is not known (images are not pulled): map it with --image %s=PATH",
                      t->image ? t->image : "", t->image ? t->image : "IMAGE");
@@ -130,27 +181,19 @@ static int resolve_step(const struct controller *c, const struct wf_template *t,
   r->envp[e++] = strdup("HOME=/root");
   if (c->opts->step_env != NULL)
     r->envp[e++] = strdup(c->opts->step_env);
+  for (size_t i = 0; i < n_image_env; i++)
+    env_put(r->envp, &e, strdup(img->env[i]));
   for (size_t i = 0; i < t->n_env; i++) {
     char *value = NULL;
     if (subst(t->env[i].value, scope, &value, why) < 0)
       return -1;
-    char *entry = xasprintf("%s=%s", t->env[i].name, value);
+    env_put(r->envp, &e, xasprintf("%s=%s", t->env[i].name, value));
     free(value);
-    /* A later definition of the same name wins, as in a container spec. */
-    size_t name_len = strlen(t->env[i].name) + 1;
-    size_t k;
-    for (k = 0; k < e; k++)
-      if (strncmp(r->envp[k], entry, name_len) == 0)
-        break;
-    if (k < e) {
-      free(r->envp[k]);
-      r->envp[k] = entry;
-    } else {
-      r->envp[e++] = entry;
-    }
   }
   if (t->working_dir != NULL && subst(t->working_dir, scope, &r->working_dir, why) < 0)
     return -1;
+  if (t->working_dir == NULL && img != NULL && img->working_dir != NULL)
+    r->working_dir = strdup(img->working_dir);
   return 0;
 }
 
@@ -436,6 +479,7 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
       .working_dir = r.working_dir,
       .script_source = r.source,
       .tmp_host_dir = p->tmp_dir,
+      .rootfs = r.rootfs,
       .memory_limit = t->memory_limit,
       .pids_limit = t->pids_limit,
       .network_isolated = c->opts->network_isolated,

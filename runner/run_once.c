@@ -65,7 +65,7 @@ static void list_push(char ***list, size_t *n, const char *s) {
 }
 
 static void describe_environment(struct run_state *st, const struct sandbox_capabilities *caps,
-                                 bool isolate_network) {
+                                 bool isolate_network, bool has_rootfs) {
   static const char *const modes[] = {"none", "v1", "hybrid", "v2"};
   st->cgroup_mode = strdup(modes[caps->cgroup]);
   if (caps->namespaces) {
@@ -78,7 +78,8 @@ static void describe_environment(struct run_state *st, const struct sandbox_capa
   }
   st->seccomp = caps->seccomp;
   run_state_add_note(st, "images are not pulled: steps ran on the host's root filesystem, "
-                         "mounted read-only");
+                         "mounted read-only%s",
+                     has_rootfs ? ", except those of images given a root filesystem" : "");
   for (size_t i = 0; i < caps->n_notes; i++)
     run_state_add_note(st, "%s", caps->notes[i]);
 }
@@ -127,7 +128,11 @@ int run_workflow(const struct run_request *req, struct run_state **out, ep_error
   st->has_seed = req->has_seed;
   st->seed = req->seed;
   st->time_scale = req->time_scale > 0 ? req->time_scale : 1.0;
-  describe_environment(st, sandbox_context_capabilities(req->sandbox), req->isolate_network);
+  bool has_rootfs = false;
+  for (size_t i = 0; i < req->n_images; i++)
+    has_rootfs = has_rootfs || req->images[i].rootfs != NULL;
+  describe_environment(st, sandbox_context_capabilities(req->sandbox), req->isolate_network,
+                       has_rootfs);
   for (size_t i = 0; i < wf->n_warnings; i++)
     run_state_add_warning(st, "%s", wf->warnings[i]);
   if (req->run_dir != NULL) {

@@ -393,9 +393,11 @@ static void bind_readonly(const struct launch_plan *p, const char *path) {
 
 /* The caller's host directory as /tmp, so that it can read the step's
  * output files after the step has ended. */
-static void bind_host_tmp(const struct launch_plan *p, const char *dir) {
-  if (mount(dir, "/tmp", NULL, MS_BIND, NULL) < 0)
+static void bind_host_tmp(const struct launch_plan *p, int dir_fd, bool detached,
+                          const char *dir) {
+  if (sandbox_tree_mount(dir_fd, "/tmp", detached) < 0)
     init_fail(p, "bind mount on /tmp of", dir, errno);
+  close(dir_fd);
   /* The new mount copied the read-only flag its source mount got just before. */
   if (mount(NULL, "/tmp", NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL) < 0)
     init_fail(p, "remounting read-write", "/tmp", errno);
@@ -404,15 +406,22 @@ static void bind_host_tmp(const struct launch_plan *p, const char *dir) {
 /* A private /dev: the harmless character devices a program expects, bound
  * from the host's, a fresh devpts, and nothing else -- no disks, no kmsg,
  * no loop or kvm devices, which read-only mounts would not protect. */
-static void setup_dev(const struct launch_plan *p) {
-  static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
-  enum { N_NODES = sizeof(nodes) / sizeof(nodes[0]) };
-  int fds[N_NODES];
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+enum { N_DEV_NODES = sizeof(dev_nodes) / sizeof(dev_nodes[0]) };
+
+/* The host's nodes, opened while the host's /dev is still in view. */
+static void open_dev_nodes(int *fds) {
   char path[64];
-  for (size_t i = 0; i < N_NODES; i++) {
-    snprintf(path, sizeof(path), "/dev/%s", nodes[i]);
+  for (size_t i = 0; i < N_DEV_NODES; i++) {
+    snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);
     fds[i] = open(path, O_PATH | O_CLOEXEC);
   }
+}
+
+static void setup_dev(const struct launch_plan *p, int *fds, bool detached) {
+  static const char *const *const nodes = dev_nodes;
+  enum { N_NODES = N_DEV_NODES };
+  char path[64];
   /* nodev: a node the step makes here itself (it has CAP_MKNOD) must not
    * open a host disk; the bound nodes are mounts of their own. */
   if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=0755,size=65536") <
@@ -426,9 +435,7 @@ static void setup_dev(const struct launch_plan *p) {
     if (f < 0)
       init_fail(p, "creating", path, errno);
     close(f);
-    char src[64];
-    snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
-    if (mount(src, path, NULL, MS_BIND, NULL) < 0)
+    if (sandbox_tree_mount(fds[i], path, detached) < 0)
       init_fail(p, "bind mount", path, errno);
     close(fds[i]);
   }
@@ -443,6 +450,51 @@ static void setup_dev(const struct launch_plan *p) {
   (void)symlink("/proc/self/fd/2", "/dev/stderr");
 }
 
+/* An image's root filesystem as "/": bound recursively, made read-only
+ * (as the host's root is otherwise), and pivoted into, the host's root
+ * detached below it.  Whatever is needed from the host was opened before. */
+static void enter_rootfs(const struct launch_plan *p, const char *dir) {
+  static const char *const needed[] = {"/proc", "/tmp", "/dev"};
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    init_fail(p, "opening the image's root filesystem", dir, errno);
+  for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+    struct stat st;
+    if (fstatat(dfd, needed[i] + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
+      init_fail(p, "the image's root filesystem lacks the mount point", needed[i], errno);
+    if (!S_ISDIR(st.st_mode))
+      init_fail(p, "the image's root filesystem lacks the mount point", needed[i], ENOTDIR);
+  }
+  close(dfd);
+  if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
+    init_fail(p, "bind mount of the image's root filesystem", dir, errno);
+  bool done = false;
+  if (p->mount_setattr) {
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (syscall(SYS_mount_setattr, AT_FDCWD, dir, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+      done = true;
+    else if (errno != ENOSYS)
+      init_fail(p, "mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE)", dir, errno);
+  }
+  if (!done && mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+    init_fail(p, "remounting read-only", dir, errno);
+  if (chdir(dir) < 0)
+    init_fail(p, "chdir", dir, errno);
+  /* pivot_root(".", "."): the old root ends up stacked on the new one,
+   * where one lazy unmount of "." takes it (and every host mount) away. */
+  if (syscall(SYS_pivot_root, ".", ".") < 0)
+    init_fail(p, "pivot_root into", dir, errno);
+  if (umount2(".", MNT_DETACH) < 0)
+    init_fail(p, "detaching the host's root", NULL, errno);
+  if (chdir("/") < 0)
+    init_fail(p, "chdir", "/", errno);
+}
+
+static void mount_proc(const struct launch_plan *p) {
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    init_fail(p, "mount proc on", "/proc", errno);
+}
+
 static void setup_mounts(const struct launch_plan *p) {
   /* Nothing we mount may propagate back to the host's namespace. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -451,20 +503,41 @@ static void setup_mounts(const struct launch_plan *p) {
   struct bind_failure bf = {NULL, NULL};
   if (sandbox_binds_open(p->spec->binds, p->spec->n_binds, bind_fds, &bf) < 0)
     init_fail(p, bf.what, bf.path, errno);
-  make_root_readonly(p);
-  if (p->spec->tmp_host_dir != NULL)
-    bind_host_tmp(p, p->spec->tmp_host_dir);
+  int dev_fds[N_DEV_NODES];
+  open_dev_nodes(dev_fds);
+  int tmp_fd = -1;
+  if (p->spec->tmp_host_dir != NULL &&
+      (tmp_fd = open(p->spec->tmp_host_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+    init_fail(p, "opening", p->spec->tmp_host_dir, errno);
+  const char *rootfs = p->spec->rootfs;
+  bool detached = rootfs != NULL;
+  if (detached) {
+    for (size_t i = 0; i < p->spec->n_binds; i++)
+      if (sandbox_tree_detach(&bind_fds[i]) < 0)
+        init_fail(p, "copying the mount of", p->spec->binds[i].host_dir, errno);
+    for (size_t i = 0; i < N_DEV_NODES; i++)
+      if (dev_fds[i] >= 0 && sandbox_tree_detach(&dev_fds[i]) < 0)
+        init_fail(p, "copying the mount of the device", dev_nodes[i], errno);
+    if (tmp_fd >= 0 && sandbox_tree_detach(&tmp_fd) < 0)
+      init_fail(p, "copying the mount of", p->spec->tmp_host_dir, errno);
+    enter_rootfs(p, rootfs);
+    mount_proc(p);
+  } else {
+    make_root_readonly(p);
+  }
+  if (tmp_fd >= 0)
+    bind_host_tmp(p, tmp_fd, detached, p->spec->tmp_host_dir);
   else
     mount_tmpfs(p, "/tmp", true);
-  setup_dev(p);
+  setup_dev(p, dev_fds, detached);
   mount_tmpfs(p, "/dev/shm", false);
   /* The host's /run holds daemons' sockets (docker.sock, systemd's). */
   mount_tmpfs(p, "/run", false);
-  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-    init_fail(p, "mount proc on", "/proc", errno);
+  if (rootfs == NULL)
+    mount_proc(p);
   bind_readonly(p, "/proc/sys");
   bind_readonly(p, "/proc/sysrq-trigger");
-  if (sandbox_binds_apply(p->spec->binds, p->spec->n_binds, bind_fds, &bf) < 0)
+  if (sandbox_binds_apply(p->spec->binds, p->spec->n_binds, bind_fds, detached, &bf) < 0)
     init_fail(p, bf.what, bf.path, errno);
   for (size_t i = 0; i < p->spec->n_binds; i++)
     close(bind_fds[i]);
@@ -1258,6 +1331,11 @@ static int check_spec(const struct sandbox_context *ctx, const struct sandbox_st
     return ep_error_set(err, EP_EXIT_ENVIRONMENT,
                         "step %s mounts volumes, which needs a mount namespace, and namespaces "
                         "cannot be created here",
+                        spec->name != NULL ? spec->name : "?");
+  if (spec->rootfs != NULL && !ctx->caps.namespaces)
+    return ep_error_set(err, EP_EXIT_ENVIRONMENT,
+                        "step %s runs in an image's root filesystem, which needs a mount "
+                        "namespace, and namespaces cannot be created here",
                         spec->name != NULL ? spec->name : "?");
   if (spec->network_isolated && !ctx->caps.net_namespace)
     return ep_error_set(err, EP_EXIT_ENVIRONMENT,

@@ -9,7 +9,8 @@
  * command was killed).  When init exits the kernel kills everything left in
  * the namespace; the step's cgroups are emptied and go back to a pool.
  *
- * Inside: host root read-only (recursively), private tmpfs on /tmp and
+ * Inside: host root (or an image's root filesystem, spec.rootfs)
+ * read-only (recursively), private tmpfs on /tmp and
  * /dev/shm, fresh /proc, hostname = pod name, no_new_privs, a baseline
  * seccomp filter (compiled once per context, loaded just before exec).
  *
@@ -109,6 +110,9 @@ struct sandbox_step_spec {
                                is bind-mounted at /tmp instead of a private tmpfs, so
                                the controller can read output files after the step
                                ended; NULL: a private tmpfs */
+  const char *rootfs;      /* non-NULL: this host directory (an image's unpacked
+                              filesystem) is the step's root, read-only, instead of
+                              the host's; it needs /proc, /tmp and /dev directories */
   uint64_t memory_limit;   /* bytes; 0 = default */
   int64_t pids_limit;      /* 0 = default; -1 = unlimited */
   bool network_isolated;   /* new network namespace with loopback only */

@@ -244,10 +244,26 @@ static int ensure_file_mount_point(const char *target, size_t *scaffold_len,
   return 0;
 }
 
-static int bind_one(const struct sandbox_bind *b, int fd, struct bind_failure *why) {
+int sandbox_tree_detach(int *fd) {
+  int c = open_tree(*fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+  if (c < 0)
+    return -1;
+  close(*fd);
+  *fd = c;
+  return 0;
+}
+
+int sandbox_tree_mount(int fd, const char *target, bool detached) {
+  if (detached)
+    return move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
   char src[64];
   fd_path(src, sizeof(src), fd, NULL);
-  if (mount(src, b->path, NULL, MS_BIND, NULL) < 0)
+  return mount(src, target, NULL, MS_BIND, NULL);
+}
+
+static int bind_one(const struct sandbox_bind *b, int fd, bool detached,
+                    struct bind_failure *why) {
+  if (sandbox_tree_mount(fd, b->path, detached) < 0)
     return fail(why, "bind mount", b->path);
   /* The bind copied the read-only flag the root's mounts got before. */
   unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV;
@@ -259,12 +275,12 @@ static int bind_one(const struct sandbox_bind *b, int fd, struct bind_failure *w
 }
 
 int sandbox_binds_apply(const struct sandbox_bind *binds, size_t n, const int *fds,
-                        struct bind_failure *why) {
+                        bool detached, struct bind_failure *why) {
   size_t scaffold[SANDBOX_MAX_BINDS];
   for (size_t i = 0; i < n; i++) {
     int rc = binds[i].file ? ensure_file_mount_point(binds[i].path, &scaffold[i], why)
                            : ensure_mount_point(binds[i].path, &scaffold[i], why);
-    if (rc < 0 || bind_one(&binds[i], fds[i], why) < 0)
+    if (rc < 0 || bind_one(&binds[i], fds[i], detached, why) < 0)
       return -1;
   }
   /* Scaffolds stay writable until every mount point exists, then not. */

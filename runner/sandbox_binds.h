@@ -10,6 +10,7 @@
 #ifndef EXITPROBE_SANDBOX_BINDS_H
 #define EXITPROBE_SANDBOX_BINDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sandbox.h"
@@ -25,8 +26,17 @@ struct bind_failure {
 int sandbox_binds_open(const struct sandbox_bind *binds, size_t n, int *fds,
                        struct bind_failure *why);
 
-/* Mount them, in order.  errno is set on failure. */
+/* Mount them, in order (fds from sandbox_tree_detach when detached).
+ * errno is set on failure. */
 int sandbox_binds_apply(const struct sandbox_bind *binds, size_t n, const int *fds,
-                        struct bind_failure *why);
+                        bool detached, struct bind_failure *why);
+
+/* Replace an O_PATH descriptor by a detached copy of the tree under it
+ * (open_tree's clone): a mount is bound from a path only while its source
+ * is in the namespace, and an image's root filesystem detaches the host's. */
+int sandbox_tree_detach(int *fd);
+
+/* Mount what fd names on target: a bind, or the detached copy moved there. */
+int sandbox_tree_mount(int fd, const char *target, bool detached);
 
 #endif
