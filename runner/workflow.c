@@ -479,11 +479,11 @@ static int parse_init_container(struct parse_ctx *ctx, const struct ydoc_node *n
   return 0;
 }
 
-static int parse_init_containers(struct parse_ctx *ctx, const struct ydoc_node *n,
+static int parse_init_containers(struct parse_ctx *ctx, const struct ydoc_node *n, bool pod,
                                  struct wf_template *t) {
   if (n == NULL || ydoc_is_null(n))
     return 0;
-  if (t->kind != TEMPLATE_CONTAINER && t->kind != TEMPLATE_SCRIPT)
+  if (!pod)
     return fail_at(ctx, n, "initContainers belong to a container or script template");
   if (expect_kind(ctx, n, YDOC_SEQUENCE, "initContainers") < 0)
     return -1;
@@ -1437,7 +1437,7 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
     if (parse_container(ctx, container ? container : script, script != NULL, false, t) < 0)
       return -1;
   }
-  if (parse_init_containers(ctx, ydoc_get(n, "initContainers"), t) < 0)
+  if (parse_init_containers(ctx, ydoc_get(n, "initContainers"), container || script, t) < 0)
     return -1;
   if (container != NULL || script != NULL)
     return 0;
