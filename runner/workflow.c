@@ -1816,6 +1816,29 @@ static struct ydoc_node pos_node(struct src_pos p) {
   return n;
 }
 
+/* One container of the template's pod (ctr: main's fields, or an init
+ * container's), written at body; tags resolve in the template's scope. */
+static int validate_container_refs(struct ref_check *rc, const struct ydoc_node *body,
+                                   const struct wf_template *ctr) {
+  const struct ydoc_node *cmd = ydoc_get(body, "command"), *args = ydoc_get(body, "args");
+  for (size_t i = 0; i < ctr->n_command; i++)
+    if (check_refs(rc, nth(cmd, i), "command", ctr->command[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < ctr->n_args; i++)
+    if (check_refs(rc, nth(args, i), "args", ctr->args[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < ctr->n_env; i++) {
+    const struct ydoc_node *env = nth(ydoc_get(body, "env"), i);
+    if (check_refs(rc, ydoc_get(env, "value") ? ydoc_get(env, "value") : env, "env",
+                   ctr->env[i].value) < 0)
+      return -1;
+  }
+  if (check_refs(rc, ydoc_get(body, "workingDir"), "workingDir", ctr->working_dir) < 0 ||
+      check_refs(rc, ydoc_get(body, "source"), "source", ctr->source) < 0)
+    return -1;
+  return 0;
+}
+
 static int validate_leaf_refs(struct parse_ctx *ctx, const struct workflow *wf,
                               const struct wf_template *t) {
   struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t};
@@ -1823,22 +1846,11 @@ static int validate_leaf_refs(struct parse_ctx *ctx, const struct workflow *wf,
     return 0;
   const struct ydoc_node *body =
       ydoc_get(t->node, t->kind == TEMPLATE_SCRIPT ? "script" : "container");
-  const struct ydoc_node *cmd = ydoc_get(body, "command"), *args = ydoc_get(body, "args");
-  for (size_t i = 0; i < t->n_command; i++)
-    if (check_refs(&rc, nth(cmd, i), "command", t->command[i]) < 0)
-      return -1;
-  for (size_t i = 0; i < t->n_args; i++)
-    if (check_refs(&rc, nth(args, i), "args", t->args[i]) < 0)
-      return -1;
-  for (size_t i = 0; i < t->n_env; i++) {
-    const struct ydoc_node *env = nth(ydoc_get(body, "env"), i);
-    if (check_refs(&rc, ydoc_get(env, "value") ? ydoc_get(env, "value") : env, "env",
-                   t->env[i].value) < 0)
-      return -1;
-  }
-  if (check_refs(&rc, ydoc_get(body, "workingDir"), "workingDir", t->working_dir) < 0 ||
-      check_refs(&rc, ydoc_get(body, "source"), "source", t->source) < 0)
+  if (validate_container_refs(&rc, body, t) < 0)
     return -1;
+  for (size_t i = 0; i < t->n_init_containers; i++)
+    if (validate_container_refs(&rc, t->init_containers[i].node, &t->init_containers[i]) < 0)
+      return -1;
   return 0;
 }
 

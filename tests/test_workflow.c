@@ -195,6 +195,11 @@ static void test_init_containers(void **state) {
                     "    - {name: main, command: [\"true\"]}\n"
                     "    container: {command: [\"true\"]}\n",
              10, 14, "init container name 'main' is reserved");
+  /* Their tags are checked at load like main's, at the item that holds one. */
+  load_fails(HEADER "spec:\n  entrypoint: a\n  templates:\n  - name: a\n    initContainers:\n"
+                    "    - {name: x, command: [\"{{inputs.parameters.nope}}\"]}\n"
+                    "    container: {command: [\"true\"]}\n",
+             10, 27, "failed to resolve {{inputs.parameters.nope}}");
 }
 
 static void test_bad_inputs(void **state) {
