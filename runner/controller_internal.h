@@ -41,6 +41,8 @@ enum kill_reason {
   KILL_POD_DEADLINE, /* template activeDeadlineSeconds / timeout */
 };
 
+struct pod_pending;
+
 /* A launched step, from clone to the moment its node gets its final phase. */
 struct pod {
   struct wf_node *node;
@@ -62,6 +64,10 @@ struct pod {
   int64_t deadline_us;     /* pod deadline (realtime µs), 0 = none */
   struct step_faults faults; /* the scenario's faults aimed at this step */
   struct controller *owner;
+  /* Init containers run first, one at a time: step, tmp_dir and output are
+   * then the current init container's, and main waits in pending (pods.c). */
+  size_t stage;                /* < tmpl->n_init_containers: that init container runs */
+  struct pod_pending *pending; /* NULL once main started */
   struct pod *next;
 };
 

@@ -52,6 +52,32 @@ static void resolved_step_free(struct resolved_step *r) {
   free(r->source);
 }
 
+/* A pod with init containers keeps, while they run one after the other,
+ * what it resolved for each of them at creation and what main will start
+ * with: its command, binds and /tmp (input artifacts already in it). */
+struct pod_pending {
+  struct resolved_step *init; /* one per init container */
+  size_t n_init;
+  struct resolved_step main;
+  struct step_binds main_binds;
+  char *main_tmp_dir;
+};
+
+static void pod_pending_free(struct pod_pending *q) {
+  if (q == NULL)
+    return;
+  for (size_t i = 0; i < q->n_init; i++)
+    resolved_step_free(&q->init[i]);
+  free(q->init);
+  resolved_step_free(&q->main);
+  step_binds_free(&q->main_binds);
+  if (q->main_tmp_dir != NULL) {
+    remove_tree(q->main_tmp_dir);
+    free(q->main_tmp_dir);
+  }
+  free(q);
+}
+
 int subst(const char *in, const struct var_scope *scope, char **out, char **why) {
   ep_error *e = NULL;
   char *missing = NULL;
@@ -198,6 +224,7 @@ static int resolve_step(const struct controller *c, const struct wf_template *t,
 }
 
 static void pod_free(struct pod *p) {
+  pod_pending_free(p->pending);
   step_output_free(&p->output);
   step_faults_clear(&p->faults);
   if (p->step.stdout_fd >= 0)
@@ -400,12 +427,120 @@ static int stage_input_artifacts(const struct wf_template *t, const struct var_s
   return 0;
 }
 
+/* A container's /tmp: a fresh tmpfs of its own (see unmount_step_tmp). */
+static int make_step_tmp(const char *dir, char **why) {
+  if ((mkdir(dir, 0777) < 0 && errno != EEXIST) ||
+      (geteuid() == 0 &&
+       mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=" SANDBOX_TMP_SIZE) <
+           0 &&
+       errno != EPERM)) {
+    *why = xasprintf("cannot create the step's /tmp (%s): %s", dir, strerror(errno));
+    return -1;
+  }
+  chmod(dir, 01777);
+  return 0;
+}
+
+static int stage_image_entrypoint(const char *tmp_dir, struct resolved_step *r, char **why) {
+  if (strncmp(r->argv[0], "/tmp/", 5) == 0 && r->argv0_from_image &&
+      stage_entrypoint(tmp_dir, &r->argv[0]) < 0) {
+    *why = xasprintf("cannot stage the image entrypoint %s in the step's /tmp", r->argv[0]);
+    return -1;
+  }
+  return 0;
+}
+
+/* Start one container of the pod (ctr: the template, or one of its init
+ * containers) in p->tmp_dir.  The scenario's faults aim at main only. */
+static int start_container(struct controller *c, struct pod *p, const struct wf_template *ctr,
+                           const struct resolved_step *r, const struct step_binds *binds,
+                           bool is_main) {
+  struct wf_node *node = p->node;
+  ep_error *e = NULL;
+  char *name = is_main ? xstrdup(node->id) : xasprintf("%s-init-%zu", node->id, p->stage);
+  struct sandbox_step_spec spec = {
+      .name = name,
+      .hostname = node->pod_name,
+      .argv = r->argv,
+      .envp = r->envp,
+      .working_dir = r->working_dir,
+      .script_source = r->source,
+      .tmp_host_dir = p->tmp_dir,
+      .rootfs = r->rootfs,
+      .memory_limit = ctr->memory_limit,
+      .pids_limit = ctr->pids_limit,
+      .network_isolated = c->opts->network_isolated,
+      .binds = binds->binds,
+      .n_binds = binds->n,
+      .io_prefix = p->output_files ? p->tmp_dir : NULL,
+  };
+  if (is_main)
+    fault_plan_prepare_step(c->opts->faults, node, &spec, &p->faults);
+  int rc = sandbox_launch(c->sandbox, &spec, &p->step, &e);
+  free(name);
+  if (rc < 0) {
+    /* A launch the machine refused is the machinery failing: Error, not Failed. */
+    char *msg = xasprintf("failed to start the step: %s", e->message);
+    node_finish(node, PHASE_ERROR, msg);
+    free(msg);
+    ep_error_free(&e);
+    return -1;
+  }
+  if (is_main)
+    fault_plan_step_started(c->opts->faults, node, &p->faults, &p->step, now_realtime_us());
+  return 0;
+}
+
+/* Init container p->stage, in its own /tmp (Kubernetes gives each container
+ * its own filesystem) but with the pod's volumes: its emptyDirs are main's. */
+static int start_init_container(struct controller *c, struct pod *p) {
+  const struct wf_template *t = p->tmpl, *ic = &t->init_containers[p->stage];
+  struct resolved_step *r = &p->pending->init[p->stage];
+  struct step_binds binds = {NULL, 0};
+  char *why = NULL;
+  int rc = -1;
+  p->tmp_dir = xasprintf("%s/%s.init-%zu", c->opts->work_dir, p->node->id, p->stage);
+  if (make_step_tmp(p->tmp_dir, &why) < 0 || stage_image_entrypoint(p->tmp_dir, r, &why) < 0)
+    goto out;
+  if (ic->n_mounts > 0) {
+    struct wf_template pod_view = *t; /* the pod's volumes, this container's mounts */
+    pod_view.mounts = ic->mounts;
+    pod_view.n_mounts = ic->n_mounts;
+    if (volumes_prepare_step(c->wf, &pod_view, c->opts->workspace_dir, p->volumes_dir, &binds,
+                             &why) < 0)
+      goto out;
+  }
+  rc = start_container(c, p, ic, r, &binds, false);
+out:
+  if (why != NULL)
+    node_finish(p->node, PHASE_ERROR, why);
+  free(why);
+  step_binds_free(&binds);
+  return rc;
+}
+
+static int start_main_container(struct controller *c, struct pod *p) {
+  struct pod_pending *q = p->pending;
+  p->tmp_dir = q->main_tmp_dir;
+  q->main_tmp_dir = NULL;
+  int rc = start_container(c, p, p->tmpl, &q->main, &q->main_binds, true);
+  p->pending = NULL;
+  pod_pending_free(q);
+  return rc;
+}
+
+static bool has_mounts(const struct wf_template *t) {
+  bool any = t->n_mounts > 0;
+  for (size_t i = 0; i < t->n_init_containers; i++)
+    any = any || t->init_containers[i].n_mounts > 0;
+  return any;
+}
+
 void launch_pod(struct controller *c, struct wf_node *node, const struct wf_template *t,
                 const struct var_scope *scope, const struct exec_ctx *x) {
   struct resolved_step r = {0};
   struct step_binds binds = {NULL, 0};
   char *why = NULL;
-  ep_error *e = NULL;
   struct pod *p = pod_new(c);
   struct var_scope local;
   var_scope_init(&local, scope);
@@ -430,26 +565,25 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
     node_finish(node, PHASE_ERROR, why);
     goto done;
   }
+  if (t->n_init_containers > 0) {
+    /* The whole pod spec is resolved when the pod is created. */
+    p->pending = xcalloc(1, sizeof(*p->pending));
+    p->pending->init = xcalloc(t->n_init_containers, sizeof(*p->pending->init));
+    p->pending->n_init = t->n_init_containers;
+    for (size_t i = 0; i < t->n_init_containers; i++) {
+      if (resolve_step(c, &t->init_containers[i], &local, node->pod_name, &p->pending->init[i],
+                       &why) < 0) {
+        node_finish(node, PHASE_ERROR, why);
+        goto done;
+      }
+    }
+  }
   p->tmp_dir = xasprintf("%s/%s", c->opts->work_dir, node->id);
-  if ((mkdir(p->tmp_dir, 0777) < 0 && errno != EEXIST) ||
-      (geteuid() == 0 &&
-       mount("tmpfs", p->tmp_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=" SANDBOX_TMP_SIZE) <
-           0 &&
-       errno != EPERM)) {
-    char *msg = xasprintf("cannot create the step's /tmp (%s): %s", p->tmp_dir, strerror(errno));
-    node_finish(node, PHASE_ERROR, msg);
-    free(msg);
+  if (make_step_tmp(p->tmp_dir, &why) < 0 || stage_image_entrypoint(p->tmp_dir, &r, &why) < 0) {
+    node_finish(node, PHASE_ERROR, why);
     goto done;
   }
-  chmod(p->tmp_dir, 01777);
-  if (strncmp(r.argv[0], "/tmp/", 5) == 0 && r.argv0_from_image &&
-      stage_entrypoint(p->tmp_dir, &r.argv[0]) < 0) {
-    char *msg = xasprintf("cannot stage the image entrypoint %s in the step's /tmp", r.argv[0]);
-    node_finish(node, PHASE_ERROR, msg);
-    free(msg);
-    goto done;
-  }
-  if (t->n_mounts > 0) {
+  if (has_mounts(t)) {
     p->volumes_dir = xasprintf("%s/%s.volumes", c->opts->work_dir, node->id);
     remove_tree(p->volumes_dir); /* a retry's pod gets fresh emptyDirs too */
     if (volumes_prepare_step(c->wf, t, c->opts->workspace_dir, p->volumes_dir, &binds, &why) <
@@ -471,37 +605,25 @@ void launch_pod(struct controller *c, struct wf_node *node, const struct wf_temp
       goto done;
     }
   }
-  struct sandbox_step_spec spec = {
-      .name = node->id,
-      .hostname = node->pod_name,
-      .argv = r.argv,
-      .envp = r.envp,
-      .working_dir = r.working_dir,
-      .script_source = r.source,
-      .tmp_host_dir = p->tmp_dir,
-      .rootfs = r.rootfs,
-      .memory_limit = t->memory_limit,
-      .pids_limit = t->pids_limit,
-      .network_isolated = c->opts->network_isolated,
-      .binds = binds.binds,
-      .n_binds = binds.n,
-      .io_prefix = p->output_files ? p->tmp_dir : NULL,
-  };
-  fault_plan_prepare_step(c->opts->faults, node, &spec, &p->faults);
-  if (sandbox_launch(c->sandbox, &spec, &p->step, &e) < 0) {
-    /* A launch the machine refused is the machinery failing: Error, not Failed. */
-    char *msg = xasprintf("failed to start the step: %s", e->message);
-    node_finish(node, PHASE_ERROR, msg);
-    free(msg);
-    ep_error_free(&e);
-    goto done;
-  }
   p->node = node;
   p->tmpl = t;
   p->owner = c;
   p->output.on_line = on_output_line;
   p->output.on_line_ctx = p;
-  fault_plan_step_started(c->opts->faults, node, &p->faults, &p->step, now_realtime_us());
+  if (p->pending != NULL) {
+    /* Main waits, with everything it needs, for the init containers. */
+    p->pending->main = r;
+    p->pending->main_binds = binds;
+    p->pending->main_tmp_dir = p->tmp_dir;
+    memset(&r, 0, sizeof(r));
+    binds = (struct step_binds){NULL, 0};
+    p->tmp_dir = NULL;
+    p->stage = 0;
+    if (start_init_container(c, p) < 0)
+      goto done;
+  } else if (start_container(c, p, t, &r, &binds, true) < 0) {
+    goto done;
+  }
   p->in_exit_handler = x->in_exit_handler;
   pod_register(c, p);
   p = NULL;
@@ -604,23 +726,29 @@ static int collect_output_parameters(struct pod *p, char **why) {
 static void settle_pod(struct controller *c, struct pod *p) {
   struct wf_node *node = p->node;
   const struct sandbox_result *res = &p->result;
-  fault_plan_step_ended(c->opts->faults, node, &p->faults, res, now_realtime_us());
-  node->has_exit_code = true;
-  node->exit_code = res->exit_code;
-  node->signal = res->signal;
-  node->oom_killed = res->oom_killed;
-  node->pids_limited = res->pids_limited;
-  node->memory_peak = res->memory_peak;
-  free(node->result);
-  node->result = step_output_result(&p->output);
+  /* An init container that failed fails the pod as Error, and main, never
+   * started, leaves no exit code or result (argo-semantics §2.2). */
+  const char *ctr = p->pending != NULL ? p->tmpl->init_containers[p->stage].name : "main";
+  enum node_phase failed = p->pending != NULL ? PHASE_ERROR : PHASE_FAILED;
+  if (p->pending == NULL) {
+    fault_plan_step_ended(c->opts->faults, node, &p->faults, res, now_realtime_us());
+    node->has_exit_code = true;
+    node->exit_code = res->exit_code;
+    node->signal = res->signal;
+    node->oom_killed = res->oom_killed;
+    node->pids_limited = res->pids_limited;
+    node->memory_peak = res->memory_peak;
+    free(node->result);
+    node->result = step_output_result(&p->output);
+  }
   enum node_phase phase;
   char *msg = NULL;
   if (res->setup_failed && strncmp(res->setup_error, "exec", 4) != 0) {
     phase = PHASE_ERROR;
     msg = xasprintf("sandbox set-up failed: %s", res->setup_error);
   } else if (res->setup_failed) {
-    phase = PHASE_FAILED;
-    msg = xasprintf("main: Error (exit code %d): %s", res->exit_code, res->setup_error);
+    phase = failed;
+    msg = xasprintf("%s: Error (exit code %d): %s", ctr, res->exit_code, res->setup_error);
   } else if (p->kill_reason == KILL_SHUTDOWN) {
     phase = PHASE_FAILED;
     msg = xasprintf("workflow shutdown with strategy:  %s", c->terminating ? "Terminate" : "Stop");
@@ -633,11 +761,11 @@ static void settle_pod(struct controller *c, struct pod *p) {
   } else if (res->exit_code == 0) {
     phase = PHASE_SUCCEEDED;
   } else if (res->oom_killed) {
-    phase = PHASE_FAILED;
-    msg = xasprintf("main: OOMKilled (exit code %d)", res->exit_code);
+    phase = failed;
+    msg = xasprintf("%s: OOMKilled (exit code %d)", ctr, res->exit_code);
   } else {
-    phase = PHASE_FAILED;
-    msg = xasprintf("main: Error (exit code %d)", res->exit_code);
+    phase = failed;
+    msg = xasprintf("%s: Error (exit code %d)", ctr, res->exit_code);
   }
   if (phase == PHASE_SUCCEEDED) {
     char *why = NULL;
@@ -654,12 +782,47 @@ static void settle_pod(struct controller *c, struct pod *p) {
   free(msg);
 }
 
+static void pod_watch(struct controller *c, struct pod *p);
+
+/* An init container ended well: the next one, or main, starts in the same
+ * pod (same volumes, same deadline), in a /tmp of its own. */
+static int start_next_container(struct controller *c, struct pod *p) {
+  remove_tree(p->tmp_dir);
+  remove_output_files(p);
+  free(p->tmp_dir);
+  p->tmp_dir = NULL;
+  p->step = (struct sandbox_step){.pidfd = -1, .stdout_fd = -1, .stderr_fd = -1, .notify_fd = -1};
+  memset(&p->result, 0, sizeof(p->result));
+  p->exited = p->stdout_eof = p->stderr_eof = false;
+  p->stage++;
+  int rc = p->stage < p->tmpl->n_init_containers ? start_init_container(c, p)
+                                                 : start_main_container(c, p);
+  if (rc < 0) {
+    controller_event(c, "node-finished", p->node, false);
+    return -1;
+  }
+  pod_watch(c, p);
+  return 0;
+}
+
+static bool init_container_passed(const struct pod *p) {
+  return p->pending != NULL && p->kill_reason == KILL_NONE && !p->result.setup_failed &&
+         p->result.exit_code == 0;
+}
+
 void maybe_finish_pod(struct controller *c, struct pod *p) {
   if (!(p->exited && p->stdout_eof && p->stderr_eof))
     return;
-  step_output_flush(&p->output, 1, p->node);
-  step_output_flush(&p->output, 2, p->node);
-  settle_pod(c, p);
+  if (init_container_passed(p)) {
+    if (start_next_container(c, p) == 0)
+      return;
+  } else {
+    if (p->pending == NULL) { /* an init container's output is not the node's log */
+      step_output_flush(&p->output, 1, p->node);
+      step_output_flush(&p->output, 2, p->node);
+    }
+    settle_pod(c, p);
+  }
   for (struct pod **pp = &c->pods; *pp; pp = &(*pp)->next) {
     if (*pp == p) {
       *pp = p->next;
@@ -676,7 +839,8 @@ void drain_pipe(struct controller *c, struct pod *p, int stream) {
   for (;;) {
     ssize_t n = read(*fd, buf, sizeof(buf));
     if (n > 0) {
-      step_output_feed(&p->output, stream, buf, (size_t)n, p->node);
+      if (p->pending == NULL) /* an init container's output is not the node's log */
+        step_output_feed(&p->output, stream, buf, (size_t)n, p->node);
       continue;
     }
     if (n < 0 && errno == EINTR)
@@ -702,7 +866,7 @@ static void drain_file(struct pod *p, int stream) {
   char buf[65536];
   ssize_t n;
   while (fd >= 0 && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)))
-    if (n > 0)
+    if (n > 0 && p->pending == NULL)
       step_output_feed(&p->output, stream, buf, (size_t)n, p->node);
 }
 
@@ -774,7 +938,7 @@ void pod_settle_ended(struct controller *c, struct pod *p) {
   maybe_finish_pod(c, p);
 }
 
-void pod_register(struct controller *c, struct pod *p) {
+static void pod_watch(struct controller *c, struct pod *p) {
   p->watches[0] = (struct watch){WATCH_PIDFD, p};
   p->watches[1] = (struct watch){WATCH_STDOUT, p};
   p->watches[2] = (struct watch){WATCH_STDERR, p};
@@ -789,6 +953,10 @@ void pod_register(struct controller *c, struct pod *p) {
     sandbox_signal(&p->step, SIGKILL, NULL);
   }
   p->node->phase = PHASE_RUNNING;
+}
+
+void pod_register(struct controller *c, struct pod *p) {
+  pod_watch(c, p);
   p->next = c->pods;
   c->pods = p;
   c->n_pods++;
@@ -844,7 +1012,8 @@ void tend_pods(struct controller *c) {
   for (struct pod *p = c->pods; p; p = p->next) {
     if (p->exited)
       continue;
-    int64_t next = fault_plan_tick(c->opts->faults, p->node, &p->faults, &p->step, now);
+    int64_t next =
+        p->pending == NULL ? fault_plan_tick(c->opts->faults, p->node, &p->faults, &p->step, now) : 0;
     if (next != 0)
       want_wakeup(c, next);
     if (p->kill_reason == KILL_NONE && c->deadline_passed && !p->in_exit_handler) {

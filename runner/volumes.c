@@ -281,13 +281,17 @@ int volumes_validate(const struct workflow *wf, ep_error **err) {
     const struct wf_template *t = &wf->templates[i];
     if (unique_names(wf, t->volumes, t->n_volumes, true, err) < 0)
       return -1;
-    for (size_t m = 0; m < t->n_mounts; m++)
-      if (find_volume(wf, t, t->mounts[m].name) == NULL)
-        return ep_error_at(err, EP_EXIT_USAGE, wf->file, t->mounts[m].pos.line,
-                           t->mounts[m].pos.column,
-                           "volumeMount '%s' in template '%s': no volume of that name in the "
-                           "template's volumes, spec.volumes or spec.volumeClaimTemplates",
-                           t->mounts[m].name, t->name);
+    /* Init containers are in the same pod: they see the template's volumes. */
+    for (size_t c = 0; c <= t->n_init_containers; c++) {
+      const struct wf_template *ctr = c == 0 ? t : &t->init_containers[c - 1];
+      for (size_t m = 0; m < ctr->n_mounts; m++)
+        if (find_volume(wf, t, ctr->mounts[m].name) == NULL)
+          return ep_error_at(err, EP_EXIT_USAGE, wf->file, ctr->mounts[m].pos.line,
+                             ctr->mounts[m].pos.column,
+                             "volumeMount '%s' in template '%s': no volume of that name in the "
+                             "template's volumes, spec.volumes or spec.volumeClaimTemplates",
+                             ctr->mounts[m].name, t->name);
+    }
   }
   return 0;
 }

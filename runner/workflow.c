@@ -371,7 +371,7 @@ static const struct field_rule container_fields[] = {
     {"workingDir", FIELD_USED},
     {"resources", FIELD_USED},
     {"source", FIELD_USED}, /* script only; checked below */
-    {"name", FIELD_NO_LOCAL_EFFECT},
+    {"name", FIELD_USED}, /* an init container's; main's has no effect (below) */
     {"imagePullPolicy", FIELD_NO_LOCAL_EFFECT},
     {"ports", FIELD_NO_LOCAL_EFFECT},
     {"securityContext", FIELD_NO_LOCAL_EFFECT},
@@ -386,11 +386,12 @@ static const struct field_rule container_fields[] = {
     {"volumeMounts", FIELD_USED},
     {"volumeDevices", FIELD_UNSUPPORTED},
     {"lifecycle", FIELD_NO_LOCAL_EFFECT},
+    {"mirrorVolumeMounts", FIELD_USED}, /* init containers only; checked below */
     {NULL, 0},
 };
 
 static int parse_container(struct parse_ctx *ctx, const struct ydoc_node *n, bool script,
-                           struct wf_template *t) {
+                           bool init, struct wf_template *t) {
   const char *what = script ? "script" : "container";
   if (expect_kind(ctx, n, YDOC_MAPPING, what) < 0 || check_fields(ctx, n, what, container_fields) < 0)
     return -1;
@@ -425,6 +426,75 @@ static int parse_container(struct parse_ctx *ctx, const struct ydoc_node *n, boo
                      t->name);
   } else if (v != NULL) {
     return fail_at(ctx, v, "'source' belongs in a script template, not a container");
+  }
+  for (size_t i = 0; !init && i < n->n_pairs; i++)
+    if (strcmp(n->pairs[i].key->scalar, "name") == 0)
+      warn_at(ctx, n->pairs[i].key, "'%s.name' has no effect when running locally and is ignored",
+              what);
+  if (!init && (v = ydoc_get(n, "mirrorVolumeMounts")) != NULL)
+    return fail_at(ctx, v, "'mirrorVolumeMounts' belongs in an init container, not in %s", what);
+  return 0;
+}
+
+static void template_free(struct wf_template *t);
+
+static void copy_mounts(const struct wf_template *from, struct wf_template *to) {
+  to->mounts = xreallocarray(to->mounts, to->n_mounts + from->n_mounts, sizeof(*to->mounts));
+  for (size_t i = 0; i < from->n_mounts; i++) {
+    const struct wf_volume_mount *m = &from->mounts[i];
+    to->mounts[to->n_mounts++] = (struct wf_volume_mount){
+        .name = xstrdup(m->name),
+        .mount_path = xstrdup(m->mount_path),
+        .sub_path = m->sub_path ? xstrdup(m->sub_path) : NULL,
+        .read_only = m->read_only,
+        .pos = m->pos,
+    };
+  }
+}
+
+/* One init container: a container with a name, and -- mirrorVolumeMounts --
+ * main's volumeMounts added to its own, as Argo's executor does. */
+static int parse_init_container(struct parse_ctx *ctx, const struct ydoc_node *n,
+                                const struct wf_template *main_tmpl, struct wf_template *ic) {
+  if (expect_kind(ctx, n, YDOC_MAPPING, "initContainers item") < 0)
+    return -1;
+  const struct ydoc_node *name = ydoc_get(n, "name"), *mirror = ydoc_get(n, "mirrorVolumeMounts");
+  if (name == NULL)
+    return fail_at(ctx, n, "an init container needs a name");
+  if (get_string(ctx, name, "initContainers.name", &ic->name) < 0)
+    return -1;
+  if (strcmp(ic->name, "main") == 0 || strcmp(ic->name, "init") == 0 ||
+      strcmp(ic->name, "wait") == 0)
+    return fail_at(ctx, name, "init container name '%s' is reserved by Argo", ic->name);
+  ic->kind = TEMPLATE_CONTAINER;
+  ic->pos = pos_of(n);
+  ic->node = n;
+  bool mirror_mounts = false;
+  if (mirror != NULL && get_bool(ctx, mirror, "mirrorVolumeMounts", &mirror_mounts) < 0)
+    return -1;
+  if (parse_container(ctx, n, false, true, ic) < 0)
+    return -1;
+  if (mirror_mounts)
+    copy_mounts(main_tmpl, ic);
+  return 0;
+}
+
+static int parse_init_containers(struct parse_ctx *ctx, const struct ydoc_node *n, bool pod,
+                                 struct wf_template *t) {
+  if (n == NULL || ydoc_is_null(n))
+    return 0;
+  if (!pod)
+    return fail_at(ctx, n, "initContainers belong to a container or script template");
+  if (expect_kind(ctx, n, YDOC_SEQUENCE, "initContainers") < 0)
+    return -1;
+  t->init_containers = xcalloc(n->n_items ? n->n_items : 1, sizeof(*t->init_containers));
+  for (size_t i = 0; i < n->n_items; i++) {
+    struct wf_template *ic = &t->init_containers[t->n_init_containers++];
+    if (parse_init_container(ctx, n->items[i], t, ic) < 0)
+      return -1;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(t->init_containers[j].name, ic->name) == 0)
+        return fail_at(ctx, n->items[i], "init container name '%s' is used twice", ic->name);
   }
   return 0;
 }
@@ -1006,7 +1076,7 @@ static const struct field_rule template_fields[] = {
     {"failFast", FIELD_USED},
     {"daemon", FIELD_UNSUPPORTED},
     {"sidecars", FIELD_UNSUPPORTED},
-    {"initContainers", FIELD_UNSUPPORTED},
+    {"initContainers", FIELD_USED},
     {"volumes", FIELD_USED},
     {"synchronization", FIELD_USED},
     {"memoize", FIELD_UNSUPPORTED},
@@ -1062,6 +1132,9 @@ static void template_free(struct wf_template *t) {
   free(t->active_deadline_seconds);
   volume_mounts_free(t->mounts, t->n_mounts);
   volumes_free(t->volumes, t->n_volumes);
+  for (size_t i = 0; i < t->n_init_containers; i++)
+    template_free(&t->init_containers[i]);
+  free(t->init_containers);
 }
 
 /* Where an output parameter's value comes from, by template kind, as Argo's
@@ -1359,14 +1432,15 @@ static int parse_template(struct parse_ctx *ctx, const struct ydoc_node *n,
   for (size_t i = 0; i < t->n_outputs; i++)
     if (check_output_source(ctx, t, &t->outputs[i], kind_name) < 0)
       return -1;
-  if (container != NULL) {
-    t->kind = TEMPLATE_CONTAINER;
-    return parse_container(ctx, container, false, t);
+  if (container != NULL || script != NULL) {
+    t->kind = container ? TEMPLATE_CONTAINER : TEMPLATE_SCRIPT;
+    if (parse_container(ctx, container ? container : script, script != NULL, false, t) < 0)
+      return -1;
   }
-  if (script != NULL) {
-    t->kind = TEMPLATE_SCRIPT;
-    return parse_container(ctx, script, true, t);
-  }
+  if (parse_init_containers(ctx, ydoc_get(n, "initContainers"), container || script, t) < 0)
+    return -1;
+  if (container != NULL || script != NULL)
+    return 0;
   if (dag != NULL) {
     t->kind = TEMPLATE_DAG;
     return parse_dag(ctx, dag, t);
@@ -1742,6 +1816,29 @@ static struct ydoc_node pos_node(struct src_pos p) {
   return n;
 }
 
+/* One container of the template's pod (ctr: main's fields, or an init
+ * container's), written at body; tags resolve in the template's scope. */
+static int validate_container_refs(struct ref_check *rc, const struct ydoc_node *body,
+                                   const struct wf_template *ctr) {
+  const struct ydoc_node *cmd = ydoc_get(body, "command"), *args = ydoc_get(body, "args");
+  for (size_t i = 0; i < ctr->n_command; i++)
+    if (check_refs(rc, nth(cmd, i), "command", ctr->command[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < ctr->n_args; i++)
+    if (check_refs(rc, nth(args, i), "args", ctr->args[i]) < 0)
+      return -1;
+  for (size_t i = 0; i < ctr->n_env; i++) {
+    const struct ydoc_node *env = nth(ydoc_get(body, "env"), i);
+    if (check_refs(rc, ydoc_get(env, "value") ? ydoc_get(env, "value") : env, "env",
+                   ctr->env[i].value) < 0)
+      return -1;
+  }
+  if (check_refs(rc, ydoc_get(body, "workingDir"), "workingDir", ctr->working_dir) < 0 ||
+      check_refs(rc, ydoc_get(body, "source"), "source", ctr->source) < 0)
+    return -1;
+  return 0;
+}
+
 static int validate_leaf_refs(struct parse_ctx *ctx, const struct workflow *wf,
                               const struct wf_template *t) {
   struct ref_check rc = {.ctx = ctx, .wf = wf, .tmpl = t};
@@ -1749,22 +1846,11 @@ static int validate_leaf_refs(struct parse_ctx *ctx, const struct workflow *wf,
     return 0;
   const struct ydoc_node *body =
       ydoc_get(t->node, t->kind == TEMPLATE_SCRIPT ? "script" : "container");
-  const struct ydoc_node *cmd = ydoc_get(body, "command"), *args = ydoc_get(body, "args");
-  for (size_t i = 0; i < t->n_command; i++)
-    if (check_refs(&rc, nth(cmd, i), "command", t->command[i]) < 0)
-      return -1;
-  for (size_t i = 0; i < t->n_args; i++)
-    if (check_refs(&rc, nth(args, i), "args", t->args[i]) < 0)
-      return -1;
-  for (size_t i = 0; i < t->n_env; i++) {
-    const struct ydoc_node *env = nth(ydoc_get(body, "env"), i);
-    if (check_refs(&rc, ydoc_get(env, "value") ? ydoc_get(env, "value") : env, "env",
-                   t->env[i].value) < 0)
-      return -1;
-  }
-  if (check_refs(&rc, ydoc_get(body, "workingDir"), "workingDir", t->working_dir) < 0 ||
-      check_refs(&rc, ydoc_get(body, "source"), "source", t->source) < 0)
+  if (validate_container_refs(&rc, body, t) < 0)
     return -1;
+  for (size_t i = 0; i < t->n_init_containers; i++)
+    if (validate_container_refs(&rc, t->init_containers[i].node, &t->init_containers[i]) < 0)
+      return -1;
   return 0;
 }
 

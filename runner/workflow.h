@@ -182,6 +182,10 @@ struct wf_template {
   size_t n_input_artifacts;
   char **mutexes; /* synchronization.mutex(es) names: held while the node runs */
   size_t n_mutexes;
+  /* initContainers: each a container (name = the container's name) run to
+   * completion, in order, before main, in the same pod (its volumes). */
+  struct wf_template *init_containers;
+  size_t n_init_containers;
 
   struct src_pos body_pos; /* resource / http / plugin: the key of the body */
 

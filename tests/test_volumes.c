@@ -229,6 +229,41 @@ static int count_glob(const char *pattern) {
   return n;
 }
 
+/* Init containers share the pod's emptyDir with main; whatever they start
+ * (a background process, their group) is gone after the run, whether they
+ * succeed, fail or are killed by the pod's deadline. */
+static void test_init_containers_leave_nothing(void **state) {
+  (void)state;
+  skip_without_sandbox();
+  const char *wf = test_write_temp(
+      "init-leftovers.yaml",
+      "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: init-leftovers}\n"
+      "spec:\n  entrypoint: main\n  volumes:\n  - {name: scratch, emptyDir: {}}\n"
+      "  templates:\n  - name: main\n    steps:\n"
+      "    - - {name: good, template: good}\n"
+      "      - {name: bad, template: bad, continueOn: {error: true}}\n"
+      "      - {name: late, template: late, continueOn: {failed: true}}\n"
+      "  - name: good\n    initContainers:\n"
+      "    - {name: fill, command: [sh, -c, \"(sleep 987651 &); echo filled > /s/f\"],\n"
+      "       volumeMounts: [{name: scratch, mountPath: /s}]}\n"
+      "    container:\n      command: [sh, -c, \"cat /s/f\"]\n"
+      "      volumeMounts: [{name: scratch, mountPath: /s}]\n"
+      "  - name: bad\n    initContainers:\n"
+      "    - {name: fail, command: [sh, -c, \"(sleep 987652 &); exit 4\"]}\n"
+      "    container: {command: [sh, -c, \"echo main-ran\"]}\n"
+      "  - name: late\n    activeDeadlineSeconds: 1\n    initContainers:\n"
+      "    - {name: hold, command: [sh, -c, \"sleep 987653\"]}\n"
+      "    container: {command: [sh, -c, \"echo main-ran\"]}\n");
+  struct run r = run_wf(wf, 0, "--grace-period", "200ms", NULL);
+  assert_contains(log_of(r.report, "good"), "filled");
+  assert_string_equal(phase_of(r.report, "bad"), "Error");
+  assert_string_equal(phase_of(r.report, "late"), "Failed");
+  assert_null(strstr(log_of(r.report, "bad"), "main-ran"));
+  assert_int_equal(test_count_processes("sleep 98765"), 0);
+  assert_int_equal(test_count_cgroups_named("init-leftovers"), 0);
+  run_free(&r);
+}
+
 static void test_workspace_removed_or_kept(void **state) {
   (void)state;
   skip_without_sandbox();
@@ -371,6 +406,7 @@ int main(void) {
       cmocka_unit_test(test_snapshot_diff_names_each_file),
       cmocka_unit_test(test_claim_is_shared_between_steps),
       cmocka_unit_test(test_empty_dir_is_fresh_per_step),
+      cmocka_unit_test(test_init_containers_leave_nothing),
       cmocka_unit_test(test_output_parameter_from_a_volume),
       cmocka_unit_test(test_read_only_mount_refuses_writes),
       cmocka_unit_test(test_scaffold_is_read_only),

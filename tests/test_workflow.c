@@ -161,6 +161,47 @@ static void test_hooks_exit_is_the_exit_handler(void **state) {
   workflow_free(wf);
 }
 
+/* Init containers keep their order and name; mirrorVolumeMounts adds main's
+ * mounts after their own; main's name is the only one that warns. */
+static void test_init_containers(void **state) {
+  (void)state;
+  struct workflow *wf = load_ok(
+      HEADER "spec:\n  entrypoint: a\n  volumes: [{name: v, emptyDir: {}}]\n  templates:\n"
+             "  - name: a\n    initContainers:\n"
+             "    - {name: one, image: x, command: [\"true\"], mirrorVolumeMounts: true,\n"
+             "       volumeMounts: [{name: v, mountPath: /own}]}\n"
+             "    - {name: two, args: [echo, hi], mirrorVolumeMounts: false}\n"
+             "    container:\n      name: main\n      command: [\"true\"]\n"
+             "      volumeMounts: [{name: v, mountPath: /shared, readOnly: true}]\n",
+      NULL, 0);
+  const struct wf_template *t = &wf->templates[0];
+  assert_int_equal(t->n_init_containers, 2);
+  assert_string_equal(t->init_containers[0].name, "one");
+  assert_int_equal(t->init_containers[0].n_mounts, 2);
+  assert_string_equal(t->init_containers[0].mounts[0].mount_path, "/own");
+  assert_string_equal(t->init_containers[0].mounts[1].mount_path, "/shared");
+  assert_true(t->init_containers[0].mounts[1].read_only);
+  assert_string_equal(t->init_containers[1].name, "two");
+  assert_int_equal(t->init_containers[1].n_mounts, 0);
+  assert_int_equal(t->init_containers[1].n_args, 2);
+  assert_int_equal(wf->n_warnings, 1);
+  assert_non_null(strstr(wf->warnings[0], "'container.name' has no effect"));
+  workflow_free(wf);
+  load_fails(HEADER "spec:\n  entrypoint: a\n  templates:\n  - name: a\n    initContainers:\n"
+                    "    - {name: x, command: [\"true\"]}\n    - {name: x, command: [\"true\"]}\n"
+                    "    container: {command: [\"true\"]}\n",
+             11, 7, "init container name 'x' is used twice");
+  load_fails(HEADER "spec:\n  entrypoint: a\n  templates:\n  - name: a\n    initContainers:\n"
+                    "    - {name: main, command: [\"true\"]}\n"
+                    "    container: {command: [\"true\"]}\n",
+             10, 14, "init container name 'main' is reserved");
+  /* Their tags are checked at load like main's, at the item that holds one. */
+  load_fails(HEADER "spec:\n  entrypoint: a\n  templates:\n  - name: a\n    initContainers:\n"
+                    "    - {name: x, command: [\"{{inputs.parameters.nope}}\"]}\n"
+                    "    container: {command: [\"true\"]}\n",
+             10, 27, "failed to resolve {{inputs.parameters.nope}}");
+}
+
 static void test_bad_inputs(void **state) {
   (void)state;
   load_fails("apiVersion: argoproj.io/v1alpha1\nkind: CronWorkflow\nmetadata: {name: t}\n", 2, 7,
@@ -215,6 +256,7 @@ int main(void) {
       cmocka_unit_test(test_memory_quantities),
       cmocka_unit_test(test_unused_fields_warn),
       cmocka_unit_test(test_hooks_exit_is_the_exit_handler),
+      cmocka_unit_test(test_init_containers),
       cmocka_unit_test(test_bad_inputs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
