@@ -20,18 +20,6 @@
 
 #include "test_helpers.h"
 
-static int marks(const char *text, const char *mark) {
-  int n = 0;
-  size_t len = strlen(mark);
-  for (const char *p = text; p != NULL && *p != '\0';) {
-    const char *nl = strchr(p, '\n');
-    size_t line = nl ? (size_t)(nl - p) : strlen(p);
-    n += line == len && strncmp(p, mark, len) == 0;
-    p = nl ? nl + 1 : NULL;
-  }
-  return n;
-}
-
 struct run {
   json_t *report;
   char *witness;
@@ -124,7 +112,7 @@ static void test_step_spans_the_crash(void **state) {
   json_t *long_node = node_named(&r, "long");
   printf("long: %s, exit %s, log %s", str(long_node, "phase"), exit_code(long_node),
          str(long_node, "log"));
-  assert_int_equal(marks(r.witness, "long"), 1);
+  assert_int_equal(test_count_lines_equal(r.witness, "long"), 1);
   assert_string_equal(str(long_node, "phase"), "Failed");
   assert_string_equal(exit_code(long_node), "3");
   assert_string_equal(str(long_node, "message"), "main: Error (exit code 3)");
@@ -143,7 +131,7 @@ static void test_adopted_step_meets_its_deadline(void **state) {
   struct run r;
   run_fault("{action: controller-crash, at: \"after:node-started:slow\", then: restart}", &r);
   json_t *slow = node_named(&r, "slow");
-  assert_int_equal(marks(r.witness, "slow"), 1);
+  assert_int_equal(test_count_lines_equal(r.witness, "slow"), 1);
   assert_string_equal(str(slow, "phase"), "Failed");
   assert_string_equal(str(slow, "message"),
                       "Pod was active on the node longer than the specified deadline");
@@ -162,7 +150,7 @@ static void test_step_ended_while_nobody_watched(void **state) {
             "duration: 1500ms, lease: 100ms}",
             &r);
   json_t *quick = node_named(&r, "quick");
-  assert_int_equal(marks(r.witness, "quick"), 1);
+  assert_int_equal(test_count_lines_equal(r.witness, "quick"), 1);
   assert_string_equal(str(quick, "phase"), "Failed");
   assert_string_equal(exit_code(quick), "5");
   assert_string_equal(str(quick, "log"), "quick-out\n");
@@ -178,9 +166,9 @@ static void test_lose_state_fences(void **state) {
   skip_without_sandbox();
   struct run r;
   run_fault("{action: controller-crash, at: \"after:node-started:long\", then: lose-state}", &r);
-  assert_int_equal(marks(r.witness, "quick"), 2);
-  assert_int_equal(marks(r.witness, "long"), 2);
-  assert_int_equal(marks(r.witness, "slow"), 1);
+  assert_int_equal(test_count_lines_equal(r.witness, "quick"), 2);
+  assert_int_equal(test_count_lines_equal(r.witness, "long"), 2);
+  assert_int_equal(test_count_lines_equal(r.witness, "slow"), 1);
   json_t *actions = json_object_get(json_object_get(r.report, "watchdog"), "actions");
   bool fenced = false;
   size_t i;

@@ -70,19 +70,10 @@ static int terminal_records(const char *run_dir) {
 /* One cell of the table printed for docs/CRASH-POINTS.md (scripts/crash-table.sh). */
 static void run_cell(const char *wf, const char *point, const char *mode, struct tally *t,
                      char *cell, size_t cell_size) {
-  char text[4096];
-  snprintf(text, sizeof(text),
-           "apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: crash-cell}\n"
-           "spec:\n  workflow: %s\n  timeScale: 0.2\n  faults:\n"
-           "  - {action: controller-crash, at: \"%s\", then: %s}\n",
-           test_path(test_source_root(), wf), point, mode);
-  const char *scenario = test_write_temp("cell.yaml", text);
-  const char *report = test_path(test_temp_dir(), "cell.json");
-  char run_dir[1024];
-  snprintf(run_dir, sizeof(run_dir), "%s", test_path(test_temp_dir(), "run"));
-  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--report", (char *)report,
-                  "--run-dir", run_dir, (char *)scenario, NULL};
-  struct test_cmd_result r = test_run(argv);
+  struct test_crash_cell run;
+  test_run_crash_cell(test_path(test_source_root(), wf), point, mode, &run);
+  struct test_cmd_result r = run.r;
+  const char *report = run.report, *run_dir = run.run_dir;
   json_error_t jerr;
   json_t *root = json_load_file(report, 0, &jerr);
   if (root == NULL)

@@ -41,38 +41,17 @@ static void test_counter(void **state) {
   handler_runs_free(&h);
 }
 
-/* How many lines of the witness file are exactly `mark`. */
-static int marks(const char *text, const char *mark) {
-  int n = 0;
-  size_t len = strlen(mark);
-  for (const char *p = text; p != NULL && *p != '\0';) {
-    const char *nl = strchr(p, '\n');
-    size_t line = nl ? (size_t)(nl - p) : strlen(p);
-    n += line == len && strncmp(p, mark, len) == 0;
-    p = nl ? nl + 1 : NULL;
-  }
-  return n;
-}
-
 struct cell {
   const char *at, *then;
   int first, second; /* the witness's counts */
 };
 
 static void run_cell(const struct cell *c) {
-  char text[4096];
-  snprintf(text, sizeof(text),
-           "apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: witness-cell}\n"
-           "spec:\n  workflow: %s\n  timeScale: 0.2\n  faults:\n"
-           "  - {action: controller-crash, at: \"%s\", then: %s}\n",
-           test_path(test_data_dir(), "crash/witness-handler.yaml"), c->at, c->then);
-  const char *scenario = test_write_temp("cell.yaml", text);
-  const char *report = test_path(test_temp_dir(), "cell.json");
-  char run_dir[1024];
-  snprintf(run_dir, sizeof(run_dir), "%s", test_path(test_temp_dir(), "run"));
-  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--report", (char *)report,
-                  "--run-dir", run_dir, (char *)scenario, NULL};
-  struct test_cmd_result r = test_run(argv);
+  struct test_crash_cell cell;
+  test_run_crash_cell(test_path(test_data_dir(), "crash/witness-handler.yaml"), c->at, c->then,
+                      &cell);
+  struct test_cmd_result r = cell.r;
+  const char *report = cell.report, *run_dir = cell.run_dir;
   json_error_t jerr;
   json_t *root = json_load_file(report, 0, &jerr);
   if (root == NULL)
@@ -84,7 +63,7 @@ static void run_cell(const struct cell *c) {
   char witness_path[2048];
   snprintf(witness_path, sizeof(witness_path), "%s/workspace/witness/witness", run_dir);
   char *witness = test_read_file(witness_path);
-  int first = marks(witness, "first"), second = marks(witness, "second");
+  int first = test_count_lines_equal(witness, "first"), second = test_count_lines_equal(witness, "second");
   printf("%s, %s: first %d, second %d, runs %d\n", c->at, c->then, first, second, runs);
   if (first != c->first || second != c->second)
     fail_msg("%s (%s): the witness saw first %d, second %d times; expected %d, %d", c->at,

@@ -550,3 +550,32 @@ static int count_dirs_named(const char *dir, const char *prefix, int depth) {
 int test_count_cgroups_named(const char *prefix) {
   return count_dirs_named("/sys/fs/cgroup", prefix, 6);
 }
+
+int test_count_lines_equal(const char *text, const char *line) {
+  int n = 0;
+  size_t len = strlen(line);
+  for (const char *p = text; p != NULL && *p != '\0';) {
+    const char *nl = strchr(p, '\n');
+    size_t this_len = nl ? (size_t)(nl - p) : strlen(p);
+    n += this_len == len && strncmp(p, line, len) == 0;
+    p = nl ? nl + 1 : NULL;
+  }
+  return n;
+}
+
+void test_run_crash_cell(const char *workflow, const char *at, const char *then,
+                         struct test_crash_cell *cell) {
+  char text[4096];
+  snprintf(text, sizeof(text),
+           "apiVersion: exitprobe/v1\nkind: Scenario\nmetadata: {name: crash-cell}\n"
+           "spec:\n  workflow: %s\n  timeScale: 0.2\n  faults:\n"
+           "  - {action: controller-crash, at: \"%s\", then: %s}\n",
+           workflow, at, then);
+  const char *scenario = test_write_temp("cell.yaml", text);
+  const char *dir = test_temp_dir();
+  snprintf(cell->report, sizeof(cell->report), "%s/cell.json", dir);
+  snprintf(cell->run_dir, sizeof(cell->run_dir), "%s/run", dir);
+  char *argv[] = {(char *)test_exitprobe_bin(), "run", "-q", "--report", cell->report,
+                  "--run-dir", cell->run_dir, (char *)scenario, NULL};
+  cell->r = test_run(argv);
+}

@@ -32,6 +32,20 @@ void test_cmd_result_free(struct test_cmd_result *r);
 /* Read a whole file; NULL if missing.  free() the result. */
 char *test_read_file(const char *path);
 
+/* How many lines of text are exactly line. */
+int test_count_lines_equal(const char *text, const char *line);
+
+/* A one-fault scenario `{action: controller-crash, at: AT, then: THEN}` on
+ * workflow (time scale 0.2), run as `exitprobe run -q --report REPORT
+ * --run-dir RUN_DIR` with both in a fresh temporary directory. */
+struct test_crash_cell {
+  char report[1024];  /* exists when the run wrote a report */
+  char run_dir[1024]; /* kept: the ledger, the workspace */
+  struct test_cmd_result r;
+};
+void test_run_crash_cell(const char *workflow, const char *at, const char *then,
+                         struct test_crash_cell *cell);
+
 /* Number of cgroup directories under /sys/fs/cgroup (6 levels deep) whose
  * name starts with prefix; each one found is printed, for the failure. */
 int test_count_cgroups_named(const char *prefix);
